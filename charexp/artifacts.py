@@ -1,0 +1,120 @@
+"""Local artifact store: artifacts/<collection>/v<N>/ checkpoint directories, plus index.json.
+
+It keeps the same versions and aliases that the W&B run logs (latest, epoch-N, best-test-loss),
+because offline W&B cannot read artifacts back. A file lock serialises writers, so concurrent
+runs never lose a version and `best-test-loss` always lands on the true minimum.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from filelock import FileLock
+
+from charexp.checkpoint import atomic_write_text
+from charexp.errors import CharexpError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+BEST = "best-test-loss"
+INDEX = "index.json"
+
+
+def check_name(name: str, what: str = "artifact name") -> str:
+    if not NAME.match(name) or ".." in name:
+        raise CharexpError(f"{what} {name!r} is not allowed; use letters, digits, '.', '_' and '-' only (no path separators)")
+    return name
+
+
+@dataclass(frozen=True)
+class Version:
+    collection: str
+    version: str  # "v3"
+    path: Path
+    aliases: tuple[str, ...]
+    meta: dict[str, Any]
+
+
+class ArtifactStore:
+    def __init__(self, root: str | Path, name: str):
+        self.name = check_name(name)
+        self.root = Path(root)
+        self.dir = self.root / self.name
+        self.index_path = self.dir / INDEX
+
+    def lock(self) -> FileLock:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.dir / ".lock"), timeout=600)
+
+    def read_index(self) -> dict[str, Any]:
+        try:
+            index = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"collection": self.name, "type": "model", "aliases": {}, "versions": []}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CharexpError(f"{self.index_path} is corrupt; restore it from backup or move {self.dir} aside") from None
+        return index
+
+    def _clean_orphans(self, index: dict[str, Any]) -> None:
+        """Under the lock: remove version directories and temp dirs that no index entry names (left by a kill)."""
+        known = {v["version"] for v in index["versions"]}
+        for child in self.dir.iterdir():
+            orphan_version = re.fullmatch(r"v\d+", child.name) and child.name not in known
+            if child.is_dir() and (orphan_version or child.name.endswith(".tmp")):
+                shutil.rmtree(child, ignore_errors=True)
+
+    def add(self, write: Callable[[Path], None], meta: dict[str, Any], aliases: list[str]) -> Version:
+        """Write a new version with `write(dest)`, then record it. `best-test-loss` is decided here, under
+        the lock: it moves only if meta['test_loss'] is finite and beats every earlier version."""
+        for alias in aliases:
+            check_name(alias, "alias")
+        with self.lock():
+            index = self.read_index()
+            self._clean_orphans(index)
+            number = 1 + max([int(v["version"][1:]) for v in index["versions"]] + [-1])
+            version = f"v{number}"
+            write(self.dir / version)
+            loss = meta.get("test_loss")
+            earlier = [v["test_loss"] for v in index["versions"] if _finite(v.get("test_loss"))]
+            final_aliases = list(dict.fromkeys(["latest", *aliases]))
+            if _finite(loss) and all(loss < e for e in earlier):
+                final_aliases.append(BEST)
+            index["versions"].append({"version": version, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            for alias in final_aliases:
+                index["aliases"][alias] = version
+            atomic_write_text(self.index_path, json.dumps(index, indent=2) + "\n")
+        return Version(self.name, version, self.dir / version, tuple(final_aliases), meta)
+
+    def aliases_of(self, index: dict[str, Any], version: str) -> tuple[str, ...]:
+        return tuple(a for a, v in index["aliases"].items() if v == version)
+
+    def versions(self) -> list[Version]:
+        index = self.read_index()
+        return [Version(self.name, v["version"], self.dir / v["version"], self.aliases_of(index, v["version"]), v) for v in index["versions"]]
+
+    def resolve(self, alias: str) -> Version:
+        """`latest`, `best-test-loss`, `epoch-3` or `v4` to a version directory."""
+        index = self.read_index()
+        version = index["aliases"].get(alias, alias if re.fullmatch(r"v\d+", alias) else None)
+        entry = next((v for v in index["versions"] if v["version"] == version), None)
+        if entry is None:
+            if not index["versions"]:
+                raise CharexpError(f"the local artifact collection '{self.name}' under {self.root} is empty; train a model first (python train.py --config configs/quick.yaml)")
+            names = sorted(index["aliases"], key=_alias_order) + [v["version"] for v in index["versions"]]
+            raise CharexpError(f"'{self.name}' has no version or alias {alias!r}; it has: {', '.join(names)}")
+        return Version(self.name, version, self.dir / version, self.aliases_of(index, version), entry)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _alias_order(alias: str) -> tuple[int, str]:
+    match = re.fullmatch(r"epoch-(\d+)", alias)
+    return (1, f"{int(match[1]):08d}") if match else (0, alias)

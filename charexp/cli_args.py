@@ -1,0 +1,88 @@
+"""train.py's command line: every config key as a flag, in each form a W&B sweep agent writes.
+
+    --lr=3e-4 --hidden 256         ${args} / ${args_no_equals}
+    lr=3e-4                        ${args_no_hyphens}
+    --amp                          ${args_no_boolean_flags}
+    '{"lr": 0.0003}'               ${args_json}
+    wandb/sweep-x/config-y.json    ${args_json_file}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from charexp.config import Config, describe_keys, nearest_key, parse_cli_value
+from charexp.errors import CharexpError
+
+EPILOG = """\
+examples:
+  python train.py --config configs/quick.yaml
+  python train.py --config configs/startrek.yaml --lr=3e-4 --hidden=256
+  python train.py --config configs/phase2.yaml --init_from=v3
+  python train.py --resume last
+
+Every config key above can be set in the YAML file or on the command line; sweep values from a
+W&B agent win over both. W&B runs offline when no API key is configured (see wandb_mode)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a character-level LSTM language model, tracked in W&B.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--config", metavar="YAML", help="config file (flat 'key: value' lines), e.g. configs/startrek.yaml")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run from its saved state, as the same W&B run ('last' = the newest)")
+    keys = parser.add_argument_group("config keys (each also as key=value, or all at once as JSON)")
+    for name, default, description in describe_keys():
+        keys.add_argument(f"--{name}", metavar="V", nargs="?", const="True", default=argparse.SUPPRESS,
+                          help=f"{description} (default: {default})".replace("%", "%%"))
+    parser.add_argument("extra", nargs="*", metavar="KEY=VALUE | JSON", help=argparse.SUPPRESS)
+    return parser
+
+
+def _positional_values(items: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items:
+        text = item.strip()
+        if text.startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError:
+                raise CharexpError(f"argument {item!r} looks like JSON but does not parse; pass a JSON object of config keys") from None
+            values.update(loaded)
+        elif "=" in text:
+            key, _, raw = text.partition("=")
+            values[key.lstrip("-")] = parse_cli_value(raw)
+        elif text.endswith(".json") and Path(text).is_file():
+            try:
+                loaded = json.loads(Path(text).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise CharexpError(f"{text} is not a JSON object of config keys") from None
+            if not isinstance(loaded, dict):
+                raise CharexpError(f"{text} should hold a JSON object of config keys")
+            values.update(loaded)
+        else:
+            raise CharexpError(f"unexpected argument {item!r}; use --key=value (see python train.py --help)")
+    return values
+
+
+def parse_train_args(argv: list[str] | None = None) -> tuple[str | None, str | None, dict[str, Any]]:
+    """(config path, resume id, overrides) from the command line."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    for item in unknown:
+        if item.startswith("-"):
+            name = item.lstrip("-").split("=", 1)[0]
+            hint = nearest_key(name)
+            raise CharexpError(f"unknown option '--{name}'" + (f"; did you mean '--{hint}'?" if hint else "; see python train.py --help"))
+    overrides = _positional_values(list(args.extra) + [u for u in unknown if not u.startswith("-")])
+    for key in Config.model_fields:
+        if key in vars(args):
+            overrides[key] = parse_cli_value(getattr(args, key))
+    return args.config, args.resume, overrides

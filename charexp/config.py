@@ -1,0 +1,178 @@
+"""The one typed config object: YAML file, then `--key=value` overrides, then sweep values.
+
+Keys are flat so that a W&B sweep parameter maps 1:1 onto a key. Everything is validated
+once, here, before any work starts; errors name the key (and the closest valid key).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from charexp.errors import CharexpError
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+
+    # data
+    data: str = Field("startrek", description="corpus: 'startrek' (downloaded and cached) or a path to a .csv or UTF-8 .txt file")
+    split: Literal["auto", "episode", "line"] = Field("auto", description="test split by whole episodes or by utterance; auto = episode when the file has NEXTEPISODE markers")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of episodes (or utterances) held out for test/loss")
+    # model
+    layers: int = Field(2, ge=1, le=16, description="LSTM layers")
+    hidden: int = Field(200, ge=1, le=8192, description="LSTM hidden units per layer")
+    embed: int = Field(64, ge=1, le=8192, description="character embedding size")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between LSTM layers and before the head")
+    # optimisation
+    batch_size: int = Field(64, ge=1, le=65536, description="utterances per batch (grouped by similar length)")
+    max_len: int = Field(256, ge=2, description="training sequences are truncated to this many characters (eval is never truncated)")
+    epochs: int = Field(10, ge=1, description="passes over the training split")
+    steps_per_epoch: int = Field(0, ge=0, description="cap iterations per epoch (0 = a full pass); for short sweeps and smoke runs")
+    max_minutes: float = Field(0.0, ge=0, description="stop after this much training wall time (0 = no limit), then evaluate and save")
+    lr: float = Field(2e-3, gt=0, le=10, description="Adam learning rate")
+    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate multiplier applied at the end of every epoch")
+    grad_clip: float = Field(1.0, ge=0, description="clip the gradient norm to this value (0 = off)")
+    # schedules (iterations)
+    log_every: int = Field(50, ge=1, description="log train/loss and perf/chars_per_sec every N iterations")
+    eval_every: int = Field(0, ge=0, description="evaluate on the whole test split every N iterations (0 = epoch ends only)")
+    sample_every: int = Field(3000, ge=0, description="sample one line per sample_chars character every N iterations (0 = epoch ends only)")
+    checkpoint_every: int = Field(500, ge=0, description="save a resume state every N iterations (0 = epoch ends only)")
+    # sampling during training
+    sample_chars: str = Field("KSKSKS", min_length=1, description="starting characters of the lines sampled during training")
+    sample_temperature: float = Field(1.0, gt=0, description="softmax temperature for samples and test/acc_sampled")
+    sample_top_k: int = Field(0, ge=0, description="sample only from the k most likely characters (0 = all)")
+    sample_max_len: int = Field(200, ge=1, description="longest sampled line, in characters")
+    # runtime
+    init_from: Optional[str] = Field(None, description="start from these weights and vocabulary: artifact reference (best-test-loss, epoch-1, v3, charlstm:latest, entity/project/charlstm:v3) or checkpoint directory")
+    seed: int = Field(0, description="seed for the split, initialisation, batch order, dropout and sampling")
+    device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
+    amp: bool = Field(False, description="bf16 autocast on CUDA (ignored on CPU)")
+    # tracking and storage
+    wandb_project: str = Field("charexp", min_length=1, description="W&B project (a sweep's project wins)")
+    wandb_entity: Optional[str] = Field(None, description="W&B entity (team or user); default is your own")
+    wandb_mode: Literal["auto", "online", "offline", "disabled"] = Field("auto", description="auto = online when an API key is configured, else offline")
+    artifact_name: str = Field("charlstm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128, description="artifact collection that every checkpoint becomes a version of")
+    runs_dir: str = Field("runs", description="where each run's local directory runs/<run_id>/ goes")
+    artifacts_dir: str = Field("artifacts", description="local artifact store (versions, aliases, W&B downloads)")
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("should be auto, cpu, cuda, cuda:N or mps")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def updated(self, values: dict[str, Any], source: str = "override") -> "Config":
+        """A new validated Config with `values` applied on top."""
+        return build_config({**self.to_dict(), **values}, source=source)
+
+
+KEYS: tuple[str, ...] = tuple(Config.model_fields)
+
+
+def nearest_key(name: str) -> str | None:
+    match = difflib.get_close_matches(name.replace("-", "_"), KEYS, n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def _unknown_key_error(name: str, source: str) -> CharexpError:
+    hint = nearest_key(name)
+    suggestion = f"; did you mean '{hint}'?" if hint else f"; valid keys: {', '.join(KEYS)}."
+    return CharexpError(f"unknown config key '{name}' in {source}{suggestion}")
+
+
+def build_config(values: dict[str, Any], source: str = "config") -> Config:
+    for key in values:
+        if key not in Config.model_fields:
+            raise _unknown_key_error(str(key), source)
+    try:
+        return Config(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        got = first.get("input")
+        raise CharexpError(
+            f"config key '{key}': {first['msg'].rstrip('.')} (got {got!r}); fix it in the YAML file or on the command line"
+        ) from None
+
+
+def read_yaml_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise CharexpError(f"config file {path} does not exist; pass --config with a YAML file such as configs/quick.yaml")
+    if path.is_dir():
+        raise CharexpError(f"config file {path} is a directory; pass --config with a YAML file such as configs/quick.yaml")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise CharexpError(f"config file {path} is not valid YAML{line}; it should hold flat 'key: value' lines") from None
+    if loaded is None:
+        raise CharexpError(f"config file {path} is empty; it should hold flat 'key: value' lines such as 'lr: 0.002'")
+    if not isinstance(loaded, dict):
+        raise CharexpError(f"config file {path} should be a mapping of 'key: value' lines, not a {type(loaded).__name__}")
+    return loaded
+
+
+def parse_cli_value(text: str) -> Any:
+    """A command-line value as a sweep agent writes it: `3e-4`, `True`, `None`, `[1, 2]` or text."""
+    if text in ("None", "null"):
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def sweep_param_values() -> dict[str, Any]:
+    """Values a W&B agent wrote for this run (WANDB_SWEEP_PARAM_PATH: `{key: {value: v}}`).
+
+    wandb.init reads the same file into wandb.config; reading it here lets the whole config
+    be validated before any run, file or process is started.
+    """
+    path = os.environ.get("WANDB_SWEEP_PARAM_PATH")
+    if not path or not os.path.exists(path):
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        raise CharexpError(f"sweep parameter file {path} is not valid YAML; rerun the sweep agent") from None
+    return {k: (v.get("value") if isinstance(v, dict) else v) for k, v in loaded.items() if k != "wandb_version"}
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """YAML file < command-line overrides < the sweep agent's values."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(read_yaml_config(path))
+    for key in (overrides or {}):
+        if key not in Config.model_fields:
+            raise _unknown_key_error(key, "the command line")
+    values.update(overrides or {})
+    sweep = sweep_param_values()
+    for key in sweep:
+        if key not in Config.model_fields:
+            raise _unknown_key_error(key, "the sweep parameters")
+    values.update(sweep)
+    return build_config(values, source=str(path) if path else "the command line")
+
+
+def describe_keys() -> list[tuple[str, str, str]]:
+    """(key, default, description) for every key, for --help and the README."""
+    rows = []
+    for name, field in Config.model_fields.items():
+        rows.append((name, repr(field.default), field.description or ""))
+    return rows

@@ -1,0 +1,36 @@
+"""One exception type for everything a user can fix, printed as one sentence."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, NoReturn
+
+
+class CharexpError(Exception):
+    """A problem with the user's input or environment. The message is one sentence
+    that says what is wrong and what to do; entry points print it without a traceback."""
+
+    exit_code = 2
+
+
+class TrainingDiverged(CharexpError):
+    """The loss became NaN or infinite."""
+
+    exit_code = 1
+
+
+def fail(message: str, exit_code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(exit_code)
+
+
+def run_cli(main: Callable[[], int | None]) -> NoReturn:
+    """Run an entry point, turning CharexpError into one line on stderr and an exit code."""
+    try:
+        code = main()
+    except CharexpError as err:
+        fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130)
+    raise SystemExit(code or 0)

@@ -1,0 +1,99 @@
+"""The local run directory runs/<run_id>/: config.yaml, history.jsonl, samples.txt, summary.json, state.pt.
+
+It mirrors what the W&B run holds, so a run can be read (and reported) without the W&B UI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from charexp.checkpoint import atomic_write_text
+
+SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")\] (?P<text>.*)$")
+
+
+class RunDir:
+    def __init__(self, root: str | Path, run_id: str):
+        self.run_id = run_id
+        self.path = Path(root) / run_id
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    history_path = property(lambda self: self.path / "history.jsonl")
+    samples_path = property(lambda self: self.path / "samples.txt")
+    summary_path = property(lambda self: self.path / "summary.json")
+    state_path = property(lambda self: self.path / "state.pt")
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def append_history(self, row: dict[str, Any]) -> None:
+        with open(self.history_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def append_samples(self, step: int, epoch: float, lines: list[tuple[str, str]]) -> None:
+        with open(self.samples_path, "a", encoding="utf-8") as f:
+            for prime, text in lines:
+                f.write(f"[step {step} | epoch {epoch:g} | prime {prime!r}] {text}\n")
+
+    def history(self) -> Iterator[dict[str, Any]]:
+        """Logged rows; a half-written last line (after a hard kill) is skipped."""
+        if not self.history_path.exists():
+            return
+        for line in self.history_path.read_text(encoding="utf-8").splitlines():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+    def samples(self) -> list[dict[str, Any]]:
+        if not self.samples_path.exists():
+            return []
+        rows = []
+        for line in self.samples_path.read_text(encoding="utf-8").splitlines():
+            match = SAMPLE_LINE.match(line)
+            if match:
+                rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1], "text": match["text"]})
+        return rows
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after `step` (a resumed run repeats them from its saved state)."""
+        if self.history_path.exists():
+            kept = [json.dumps(r) + "\n" for r in self.history() if r.get("step", 0) <= step]
+            atomic_write_text(self.history_path, "".join(kept))
+        if self.samples_path.exists():
+            kept = [line + "\n" for line in self.samples_path.read_text(encoding="utf-8").splitlines()
+                    if (m := SAMPLE_LINE.match(line)) and int(m["step"]) <= step]
+            atomic_write_text(self.samples_path, "".join(kept))
+
+    def read_summary(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_text(self.summary_path, json.dumps({**summary, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+
+
+def list_runs(root: str | Path) -> list[RunDir]:
+    """Run directories under `root`, oldest first (by config.yaml time)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [RunDir(root, p.name) for p in root.iterdir() if (p / "config.yaml").exists()]
+    return sorted(runs, key=lambda r: r.config_path.stat().st_mtime)

@@ -1,0 +1,188 @@
+"""`python train.py`: resolve the config, build data and model, run the loop, track and store it."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from charexp.artifacts import ArtifactStore
+from charexp.checkpoint import Checkpoint, load_checkpoint, load_state
+from charexp.cli_args import parse_train_args
+from charexp.config import Config, build_config, load_config
+from charexp.corpus import Corpus, Vocab, load_corpus
+from charexp.download import resolve_data_path
+from charexp.errors import CharexpError, TrainingDiverged, run_cli
+from charexp.model import CharLSTM, resolve_device
+from charexp.progress import TrainProgress, config_table
+from charexp.references import resolve_reference
+from charexp.rundir import RunDir, list_runs
+from charexp.signals import StopRequest
+from charexp.summary_view import run_summary_table
+from charexp.tracker import Tracker, choose_mode
+from charexp.trainer import Trainer
+
+ARCHITECTURE = ("layers", "hidden", "embed")
+
+
+def new_run_id() -> str:
+    """W&B-style 8-character id; a sweep agent's WANDB_RUN_ID wins."""
+    return os.environ.get("WANDB_RUN_ID") or "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+@dataclass
+class Resume:
+    run_id: str
+    state: dict
+
+
+def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume | None:
+    """The saved state to continue from: --resume ID / last, or a requeued sweep run's own state."""
+    if resume is None:
+        run_id = os.environ.get("WANDB_RUN_ID")
+        run = RunDir(runs_dir, run_id) if run_id else None
+        if not (run and run.state_path.exists() and run.read_summary().get("state") != "finished"):
+            return None
+    elif resume == "last":
+        candidates = [r for r in list_runs(runs_dir) if r.state_path.exists()]
+        if not candidates:
+            raise CharexpError(f"no run under {runs_dir}/ has a saved state to resume; start one with python train.py --config ...")
+        run = max(candidates, key=lambda r: r.state_path.stat().st_mtime)
+    else:
+        run = RunDir(runs_dir, resume)
+        if not run.state_path.exists():
+            known = ", ".join(r.run_id for r in list_runs(runs_dir) if r.state_path.exists()) or "none"
+            raise CharexpError(f"run '{resume}' has no saved state under {runs_dir}/; runs that can be resumed: {known}")
+    if run.read_summary().get("state") == "finished":
+        raise CharexpError(f"run '{run.run_id}' already finished; start a new run (use init_from={run.run_id}'s artifact to continue from its weights)")
+    state = load_state(run.state_path)
+    if state.get("run_id") != run.run_id:
+        raise CharexpError(f"{run.state_path} belongs to run {state.get('run_id')!r}, not {run.run_id!r}; it is stale, start a new run")
+    saved = build_config(state["config"], source=str(run.state_path))
+    if cfg is not None:
+        differs = [k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v]
+        if differs:
+            k = differs[0]
+            raise CharexpError(f"run '{run.run_id}' was started with {k}={saved.to_dict()[k]!r}, not {cfg.to_dict()[k]!r}; resume it with the same config (or none)")
+    return Resume(run.run_id, state)
+
+
+def load_init(cfg: Config) -> Checkpoint | None:
+    if not cfg.init_from:
+        return None
+    ckpt = load_checkpoint(resolve_reference(cfg.init_from, cfg.artifacts_dir, cfg.artifact_name))
+    for key in ARCHITECTURE:
+        if getattr(ckpt.config, key) != getattr(cfg, key):
+            raise CharexpError(f"init_from {cfg.init_from!r} has {key}={getattr(ckpt.config, key)} but this config has {key}={getattr(cfg, key)}; set {key}: {getattr(ckpt.config, key)}")
+    return ckpt
+
+
+def build(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None]:
+    init = load_init(cfg)
+    vocab = vocab or (init.vocab if init else None)
+    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.seed, vocab)
+    return corpus, init
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config_path, resume_arg, overrides = parse_train_args(argv)
+    cfg = load_config(config_path, overrides) if (config_path or overrides) else None
+    resume = find_resume(resume_arg, cfg, cfg.runs_dir if cfg else "runs")
+    if resume:
+        cfg = build_config(resume.state["config"], source="the resume state")
+    elif cfg is None:
+        raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), see python train.py --help")
+    mode, note = choose_mode(cfg.wandb_mode)
+    console = Console(stderr=True)
+    console.print(config_table(cfg.to_dict(), title="charexp config"))
+    if note:
+        console.print(note, highlight=False)
+
+    vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
+    corpus, init = build(cfg, vocab)
+    run_id = resume.run_id if resume else new_run_id()
+    tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode)
+    swept = {k: v for k, v in tracker.wandb_config.items() if k in Config.model_fields and v != getattr(cfg, k)}
+    if swept and not resume:  # wandb.config wins (a sweep's values); rebuild what depends on it
+        cfg = cfg.updated(swept, source="wandb.config")
+        corpus, init = build(cfg, None)
+        tracker.run_dir = RunDir(cfg.runs_dir, run_id)
+    run_dir = tracker.run_dir
+    run_dir.create()
+    run_dir.write_config(cfg.to_dict())
+    if resume:
+        run_dir.truncate_after(int(resume.state["position"]["step"]))
+    console.print(corpus.describe())
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model = CharLSTM.from_config(cfg, len(corpus.vocab))
+    if init:
+        model.load_state_dict(init.model.state_dict())
+        console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})")
+    model.to(device)
+    store = ArtifactStore(cfg.artifacts_dir, cfg.artifact_name)
+    stop = StopRequest()
+    trainer = Trainer(cfg, corpus, model, tracker, store, stop)
+    if resume:
+        trainer.load_state_dict(resume.state)
+        console.print(f"resuming run {run_dir.run_id} at epoch {trainer.pos.epoch + 1}, step {trainer.pos.step}")
+
+    def summary(state: str) -> dict:
+        best = trainer.best
+        return {
+            "run_id": run_dir.run_id, "state": state, "project": cfg.wandb_project, "sweep_id": tracker.sweep_id,
+            "wandb_mode": mode, "wandb_dir": tracker.files_dir, "device": str(device),
+            "best_test_loss": best["test/loss"] if best["step"] is not None else None, "best_epoch": best["epoch"], "best_step": best["step"],
+            "last_eval": trainer.last_eval[1] if trainer.last_eval else None,
+            "epoch": trainer.pos.epoch, "step": trainer.pos.step, "chars": trainer.pos.chars, "seconds": round(trainer.pos.seconds, 2),
+            "artifact": cfg.artifact_name, "versions": trainer.versions,
+        }
+
+    run_dir.write_summary(summary("running"))
+    total = cfg.epochs * (min(cfg.steps_per_epoch, len(trainer.train_split)) if cfg.steps_per_epoch else -(-len(trainer.train_split) // cfg.batch_size))
+    stop.install()
+    try:
+        with TrainProgress(total_steps=total, completed=trainer.pos.step, console=console) as bar:
+            status = trainer.run(bar)
+    except TrainingDiverged:
+        run_dir.write_summary(summary("diverged"))
+        tracker.finish(exit_code=1)
+        raise
+    except BaseException:
+        run_dir.write_summary(summary("crashed"))
+        tracker.finish(exit_code=1)
+        raise
+    finally:
+        stop.uninstall()
+    run_dir.write_summary(summary(status))
+    tracker.summary({"best_test_loss": summary(status)["best_test_loss"], "best_epoch": trainer.best["epoch"], "state": status})
+    if status == "preempted":
+        tracker.finish(exit_code=stop.exit_code, preempting=True)
+        console.print(f"stopped: resume state saved in {run_dir.state_path}; continue with python train.py --resume {run_dir.run_id}")
+        return stop.exit_code
+    tracker.finish(exit_code=0)
+    console.print(run_summary_table(summary(status)))
+    if mode == "offline" and tracker.files_dir:
+        console.print(f"W&B offline run: upload it with  wandb sync {tracker.files_dir}")
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)
