@@ -102,6 +102,8 @@ class ArtifactStore:
         """`latest`, `best-test-loss`, `epoch-3` or `v4` to a version directory."""
         index = self.read_index()
         version = index["aliases"].get(alias, alias if re.fullmatch(r"v\d+", alias) else None)
+        if version is not None and not re.fullmatch(r"v\d+", str(version)):  # a hand-edited index must not lead outside the store
+            raise CharexpError(f"{self.index_path} is corrupt ({alias!r} points at {version!r}, not a version like v3); restore it or move {self.dir} aside")
         entry = next((v for v in index["versions"] if v["version"] == version), None)
         if entry is None:
             if not index["versions"]:

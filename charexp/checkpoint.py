@@ -114,6 +114,9 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise CharexpError(f"{meta_path} is corrupt (not valid JSON); pick another checkpoint version") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("vocab"), list):
         raise CharexpError(f"{meta_path} is not a {FORMAT} file; pick another checkpoint version")
+    vocab = meta["vocab"]
+    if not isinstance(meta.get("config"), dict) or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
+        raise CharexpError(f"{meta_path} is damaged (its config or vocabulary is malformed); pick another checkpoint version")
     return meta
 
 
@@ -127,7 +130,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
         kind = "a file" if path.exists() else "missing"
         raise CharexpError(f"checkpoint {path} is {kind}; a checkpoint is a directory holding {WEIGHTS} and {META}")
     meta = read_meta(path)
-    config = build_config(meta["config"], source=str(path / META))
+    config = build_config(meta["config"], source=str(path / META), fix="the checkpoint is inconsistent, pick another checkpoint version")
     vocab = Vocab(tuple(meta["vocab"]))
     weights = path / WEIGHTS
     if not weights.is_file():

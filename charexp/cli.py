@@ -45,3 +45,7 @@ def main() -> None:
         app()
     except CharexpError as err:
         fail(str(err), err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,14 +46,14 @@ class Config(BaseModel):
     checkpoint_every: int = Field(500, ge=0, description="save a resume state every N iterations (0 = epoch ends only)")
     # sampling during training
     sample_chars: str = Field("KSKSKS", min_length=1, description="starting characters of the lines sampled during training")
-    sample_temperature: float = Field(1.0, gt=0, description="softmax temperature for samples and test/acc_sampled")
+    sample_temperature: float = Field(1.0, gt=0, description="softmax temperature of the lines sampled during training (test/acc_sampled always samples at 1.0)")
     sample_top_k: int = Field(0, ge=0, description="sample only from the k most likely characters (0 = all)")
     sample_max_len: int = Field(200, ge=1, description="longest sampled line, in characters")
     # runtime
     init_from: Optional[str] = Field(None, description="start from these weights and vocabulary: artifact reference (best-test-loss, epoch-1, v3, charlstm:latest, entity/project/charlstm:v3) or checkpoint directory")
     seed: int = Field(0, description="seed for the split, initialisation, batch order, dropout and sampling")
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
-    amp: bool = Field(False, description="bf16 autocast on CUDA (ignored on CPU)")
+    amp: bool = Field(False, description="bf16 autocast for the forward pass (meant for CUDA; on CPU it works but is slow)")
     # tracking and storage
     wandb_project: str = Field("charexp", min_length=1, description="W&B project (a sweep's project wins)")
     wandb_entity: Optional[str] = Field(None, description="W&B entity (team or user); default is your own")
@@ -91,7 +91,11 @@ def _unknown_key_error(name: str, source: str) -> CharexpError:
     return CharexpError(f"unknown config key '{name}' in {source}{suggestion}")
 
 
-def build_config(values: dict[str, Any], source: str = "config") -> Config:
+USER_FIX = "fix it in the YAML file or on the command line"
+
+
+def build_config(values: dict[str, Any], source: str = "config", fix: str = USER_FIX) -> Config:
+    """Validate `values`; `fix` is the advice given with a bad value (a stored config is not the user's to edit)."""
     for key in values:
         if key not in Config.model_fields:
             raise _unknown_key_error(str(key), source)
@@ -101,9 +105,8 @@ def build_config(values: dict[str, Any], source: str = "config") -> Config:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "config"
         got = first.get("input")
-        raise CharexpError(
-            f"config key '{key}': {first['msg'].rstrip('.')} (got {got!r}); fix it in the YAML file or on the command line"
-        ) from None
+        where = "" if fix == USER_FIX else f" in {source}"
+        raise CharexpError(f"config key '{key}'{where}: {first['msg'].rstrip('.')} (got {got!r}); {fix}") from None
 
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def read_text_file(path: Path) -> str:
     if b"\x00" in raw[:65536]:
         raise CharexpError(f"data file {path} looks binary (it holds NUL bytes); point 'data:' at a transcript CSV or a UTF-8 text file")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not text
     except UnicodeDecodeError as err:
         raise CharexpError(
             f"data file {path} is not UTF-8 (bad byte at offset {err.start}); convert it, e.g. 'iconv -f latin1 -t utf-8'"

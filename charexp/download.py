@@ -111,9 +111,10 @@ def resolve_data_path(data: str, fetch: bool = True) -> Path:
     if data in KNOWN:
         corpus = KNOWN[data]
         cached = cache_dir() / corpus.filename
-        if cached.exists():
+        if cached.exists() and sha256_of(cached) == corpus.sha256:  # a damaged or foreign copy is never trained on
             return cached
         if not fetch:
-            raise CharexpError(f"the {data} corpus is not in the cache {cache_dir()}; run 'charexp data download'")
-        return download(corpus)
+            state = "does not match its checksum" if cached.exists() else "is not in the cache"
+            raise CharexpError(f"the {data} corpus {state} ({cached}); run 'charexp data download --force'")
+        return download(corpus, force=True)
     return Path(data).expanduser()

@@ -1,10 +1,12 @@
-"""Rich tables that summarise runs in the terminal (end of a run, `charexp runs`)."""
+"""Rich tables that summarise runs in the terminal (end of a run, end of a sweep, `charexp runs`)."""
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 
@@ -31,3 +33,68 @@ def run_summary_table(summary: dict[str, Any]) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def metric_sort_key(value: Any, goal: str = "minimize") -> tuple[int, float]:
+    """Sort key that puts the best metric first and runs without one last."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return (1, 0.0)
+    return (0, -value if goal == "maximize" else value)
+
+
+def swept_keys(state: dict[str, Any]) -> list[str]:
+    """Parameters a sweep varies: those in its runs' params that the sweep config does not fix with `value:`."""
+    spec = (state.get("config") or {}).get("parameters") or {}
+    fixed = {k for k, v in spec.items() if isinstance(v, dict) and "value" in v}
+    names = dict.fromkeys(k for r in state.get("runs") or [] if isinstance(r, dict) for k in (r.get("params") or {}))
+    return [k for k in names if k not in fixed]
+
+
+def sweep_summary_table(state: dict[str, Any]) -> Table:
+    """The runs of a sweep (its state.json), best metric first: for the end of `charexp sweep` and `charexp report SWEEP_DIR`."""
+    metric = state.get("metric") or {}
+    name, goal = metric.get("name", "metric"), metric.get("goal", "minimize")
+    runs = sorted((r for r in state.get("runs") or [] if isinstance(r, dict)), key=lambda r: metric_sort_key(r.get("metric"), goal))
+    params = swept_keys(state)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(_count(r.get("state") for r in runs).items()))
+    table = Table(title=f"sweep {state.get('sweep_id')} ({state.get('method')}, {goal} {name}) — {counts or 'no runs'}")
+    for column in ("#", "run", "state", *params, name, "exit"):
+        table.add_column(column, justify="right" if column in ("#", name, "exit") else "left", style="cyan" if column == "run" else None)
+    for rank, run in enumerate(runs, start=1):
+        values = [param_text((run.get("params") or {}).get(p)) for p in params]
+        table.add_row(str(rank), str(run.get("run_id")), str(run.get("state")), *values, fmt(run.get("metric")), fmt(run.get("exit_code")))
+    return table
+
+
+def runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> Table:
+    """`charexp runs`: one row per run directory. Rows hold run_id, config, best_test_loss, state and
+    updated (a file time); the table fits an 80-column terminal."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    for column in ("run", "model", "batch", "lr", "decay", "epochs", "best loss (bpc)", "state", "updated"):
+        table.add_column(column, justify="left" if column in ("run", "model", "state", "updated") else "right", no_wrap=True,
+                         style="cyan" if column == "run" else None)
+    for row in rows:
+        cfg, best, updated = row.get("config") or {}, row.get("best_test_loss"), row.get("updated")
+        finite = isinstance(best, (int, float)) and math.isfinite(best)
+        table.add_row(str(row.get("run_id")), f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')}", fmt(cfg.get("batch_size")),
+                      param_text(cfg.get("lr")), param_text(cfg.get("lr_decay")), fmt(cfg.get("epochs")),
+                      f"{fmt(best)} ({fmt(best / math.log(2), 3)})" if finite else "-", _state_style(str(row.get("state"))),
+                      time.strftime("%m-%d %H:%M", time.localtime(updated)) if isinstance(updated, (int, float)) else "-")
+    return table
+
+
+def param_text(value: Any) -> str:
+    """A hyperparameter value as a person writes it (floats with :g, so 0.0003 and 1e-05 stay short)."""
+    return f"{value:g}" if isinstance(value, float) else fmt(value)
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return counts
+
+
+def _state_style(state: str) -> str:
+    colour = {"finished": "green", "running": "yellow", "preempted": "yellow"}.get(state, "red")
+    return f"[{colour}]{state}[/{colour}]"

@@ -1,0 +1,199 @@
+"""Training throughput (chars/s) of three implementations of the same model, measured in one run.
+
+  (a) charexp: the real Trainer loop on real corpus batches, with the overheads a real run has
+      (rich progress, metrics logged to an offline W&B run every log_every steps, and a periodic
+      eval whose share of the time matches one full test-split eval per training epoch);
+  (b) bare: the same model and the same batch shapes on random tensors, nothing else (the ceiling);
+  (c) homework: batch 1, one whole utterance per step, same model (the slow baseline).
+
+Windows of the three are interleaved (a, b, c, a, b, c, ...) so that machine noise hits all of
+them alike; the figures are medians over windows after a warm-up, and the ratios between them.
+
+    python benchmarks/throughput.py [--device cpu|cuda] [--batch-size 64] [--windows 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from charexp.artifacts import ArtifactStore  # noqa: E402
+from charexp.batching import EncodedSplit, plan_epoch  # noqa: E402
+from charexp.config import build_config  # noqa: E402
+from charexp.corpus import load_corpus  # noqa: E402
+from charexp.download import resolve_data_path  # noqa: E402
+from charexp.model import CharLSTM, resolve_device  # noqa: E402
+from charexp.progress import TrainProgress  # noqa: E402
+from charexp.rundir import RunDir  # noqa: E402
+from charexp.signals import StopRequest  # noqa: E402
+from charexp.tracker import Tracker  # noqa: E402
+from charexp.trainer import Trainer  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class WindowClock(TrainProgress):
+    """A live progress bar (rendered into a buffer) that also hands control back every `window` steps."""
+
+    def __init__(self, window: int, device: torch.device, on_window):
+        super().__init__(total_steps=0, console=Console(file=io.StringIO(), force_terminal=True, width=120))
+        self.window, self.device, self.on_window = window, device, on_window
+
+    def advance(self, step: int) -> None:
+        super().advance(step)
+        if step % self.window == 0:
+            sync(self.device)
+            self.on_window(step)
+
+
+def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fraction: float, between) -> list[float]:
+    """Run the real Trainer; call `between()` (the other implementations' windows) at every window boundary."""
+    rates: list[float] = []
+    test = corpus.test[: max(1, int(len(corpus.test) * eval_fraction))]
+    corpus = type(corpus)(corpus.train, test, corpus.vocab, corpus.split, corpus.episodes, corpus.source, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = cfg.updated({"runs_dir": f"{tmp}/runs", "artifacts_dir": f"{tmp}/artifacts", "epochs": 1,
+                           "steps_per_epoch": window * (windows + 1), "eval_every": window, "sample_every": 0,
+                           "checkpoint_every": 0, "wandb_mode": "offline"})
+        os.environ["WANDB_DIR"] = tmp
+        run_dir = RunDir(cfg.runs_dir, "bench")
+        run_dir.create()
+        tracker = Tracker(cfg.to_dict(), run_dir, resume=False, mode="offline")
+        model = CharLSTM.from_config(cfg, len(corpus.vocab)).to(device)
+        trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, "bench"), StopRequest())
+        state = {"t": None, "chars": 0}
+
+        def on_window(step: int) -> None:
+            now = time.perf_counter()
+            if state["t"] is not None:  # the first window is the warm-up
+                rates.append((trainer.pos.chars - state["chars"]) / (now - state["t"]))
+            between()
+            sync(device)
+            state["t"], state["chars"] = time.perf_counter(), trainer.pos.chars
+
+        with WindowClock(window, device, on_window) as clock:
+            trainer.run(clock)
+        tracker.finish()
+    return rates
+
+
+class BareLoop:
+    """Same model, same batch shapes, random ids: forward, loss, backward, clip, Adam. Nothing else."""
+
+    def __init__(self, cfg, vocab_size: int, shapes: list[tuple[int, int]], device: torch.device):
+        self.model = CharLSTM.from_config(cfg, vocab_size).to(device)
+        fused = device.type == "cuda"
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None, foreach=None if fused else True)
+        self.shapes, self.device, self.vocab_size, self.clip, self.i = shapes, device, vocab_size, cfg.grad_clip, 0
+        self.batches = [torch.randint(vocab_size, (b, t + 1), device=device) for b, t in shapes[:64]]
+
+    def window(self, steps: int) -> float:
+        sync(self.device)
+        start, chars = time.perf_counter(), 0
+        for _ in range(steps):
+            tokens = self.batches[self.i % len(self.batches)]
+            self.i += 1
+            logits, _ = self.model(tokens[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), tokens[:, 1:].reshape(-1))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+            self.opt.step()
+            chars += tokens.numel() - tokens.size(0)
+        sync(self.device)
+        return chars / (time.perf_counter() - start)
+
+
+class HomeworkLoop:
+    """Batch 1: one whole utterance per step from a zero state, as the homework trained."""
+
+    def __init__(self, cfg, corpus, device: torch.device):
+        self.model = CharLSTM.from_config(cfg, len(corpus.vocab)).to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        split = EncodedSplit(corpus.train, corpus.vocab, device)
+        self.utterances = [split.flat[o : o + n] for o, n in zip(split.offsets_dev.tolist()[:5000], split.lengths.tolist()[:5000])]
+        self.device, self.i = device, 0
+
+    def window(self, seconds: float) -> float:
+        sync(self.device)
+        start, chars = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            seq = self.utterances[self.i % len(self.utterances)][None]
+            self.i += 1
+            logits, _ = self.model(seq[:, :-1])
+            loss = F.cross_entropy(logits[0], seq[0, 1:])
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            chars += seq.size(1) - 1
+        sync(self.device)
+        return chars / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=200)
+    parser.add_argument("--window", type=int, default=0, help="steps per window (default: 60 on CPU, 400 on CUDA)")
+    parser.add_argument("--windows", type=int, default=5, help="measured windows per implementation (after one warm-up)")
+    parser.add_argument("--data", default="startrek", help="corpus (default: the cached Star Trek CSV)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast for (a) and (b)")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    cfg = build_config({"data": args.data, "batch_size": args.batch_size, "layers": args.layers, "hidden": args.hidden,
+                        "device": str(device), "amp": args.amp, "split": "line", "seed": 0})
+    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.seed)
+    window = args.window or (400 if device.type == "cuda" else 60)
+    lengths = np.array([len(t) + 1 for t in corpus.train])
+    plan = plan_epoch(lengths, cfg.batch_size, cfg.max_len, cfg.seed, 0, torch.device("cpu"))
+    shapes = [(b.stop - b.start, b.width) for b in plan.batches]
+    steps_per_epoch = len(plan.batches)
+    eval_fraction = window / steps_per_epoch
+
+    bare = BareLoop(cfg, len(corpus.vocab), shapes, device)
+    homework = HomeworkLoop(cfg, corpus, device)
+    bare_rates, homework_rates = [], []
+    bare.window(max(5, window // 10))
+    homework.window(1.0)
+    first = {"done": False}
+
+    def between() -> None:
+        if not first["done"]:  # warm-up boundary
+            first["done"] = True
+            return
+        bare_rates.append(bare.window(window))
+        homework_rates.append(homework.window(max(2.0, 0.25 * window * cfg.batch_size * 70 / max(bare_rates[-1], 1))))
+
+    charexp_rates = charexp_windows(cfg, corpus, device, window, args.windows, eval_fraction, between)
+    a, b, c = (statistics.median(r) for r in (charexp_rates, bare_rates, homework_rates))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size}, window {window} steps x {len(charexp_rates)}, "
+          f"eval share {eval_fraction:.1%} of the test split per window; torch {torch.__version__}")
+    print(f"(a) charexp Trainer   {a:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in charexp_rates)})")
+    print(f"(b) bare loop ceiling {b:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in bare_rates)})")
+    print(f"(c) homework batch-1  {c:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in homework_rates)})")
+    print(f"ratios: (a)/(b) = {a / b:.3f}   (a)/(c) = {a / c:.2f}   (b)/(c) = {b / c:.2f}")
+
+
+if __name__ == "__main__":
+    main()

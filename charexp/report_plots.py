@@ -1,0 +1,101 @@
+"""Matplotlib figures for `charexp report`: small PNGs drawn with the Agg canvas, written atomically.
+
+No pyplot: each figure is a standalone `Figure` on a `FigureCanvasAgg`, so nothing depends on
+(or changes) the process-wide backend, and a report can be drawn inside a training process.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from charexp.checkpoint import atomic_write_bytes
+
+DPI = 100
+SIZE = (7.0, 4.0)  # inches: 700x400 px at DPI, a few tens of KB per PNG
+MARGINS = {"left": 0.1, "right": 0.9, "bottom": 0.12, "top": 0.87}  # fixed: constrained layout would draw every figure twice
+LN2 = math.log(2)
+
+
+def series(rows: Iterable[dict[str, Any]], key: str, x: str = "step") -> tuple[list[float], list[float]]:
+    """(x, y) of the rows that hold a finite `key` (and `x`)."""
+    xs, ys = [], []
+    for row in rows:
+        value, at = row.get(key), row.get(x)
+        if isinstance(value, (int, float)) and isinstance(at, (int, float)) and math.isfinite(value):
+            xs.append(float(at))
+            ys.append(float(value))
+    return xs, ys
+
+
+def new_figure(title: str, xlabel: str, ylabel: str) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=SIZE, dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(**MARGINS)
+    ax = fig.add_subplot()
+    ax.set_title(title, pad=16)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def save(fig: Any, path: Path) -> Path:
+    """PNG bytes into a temp file, then rename: a reader never sees half a figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def nothing_yet(ax: Any, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} logged yet", ha="center", va="center", transform=ax.transAxes, color="0.4", fontsize=12)
+
+
+def epoch_boundaries(rows: Sequence[dict[str, Any]]) -> list[tuple[float, int]]:
+    """(step, n) where epoch n ends, from the logged (step, epoch) pairs: the first step whose epoch reaches n."""
+    marks: dict[int, float] = {}
+    for row in sorted(rows, key=lambda r: r.get("step", 0)):
+        epoch, step = row.get("epoch"), row.get("step")
+        if isinstance(epoch, (int, float)) and isinstance(step, (int, float)) and epoch >= 1:
+            marks.setdefault(int(epoch), float(step))
+    return sorted((step, n) for n, step in marks.items())
+
+
+def mark_epochs(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Dotted vertical lines at epoch ends, named on a top axis (clear of legends and curves)."""
+    marks = epoch_boundaries(rows)
+    if not marks:
+        return
+    for step, _ in marks:
+        ax.axvline(step, color="0.6", linestyle=":", linewidth=1)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([step for step, _ in marks], labels=[f"epoch {n}" for _, n in marks], fontsize=8, color="0.35")
+    top.tick_params(length=0)
+
+
+def bpc_axis(ax: Any) -> None:
+    """A right-hand axis in bits per character (nats / ln 2)."""
+    ax.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda bits: bits * LN2)).set_ylabel("bits per char")
+
+
+def smooth(ys: list[float], weight: float = 0.9) -> list[float]:
+    """Debiased exponential moving average, as in TensorBoard/W&B's smoothing slider."""
+    out, avg = [], 0.0
+    for i, y in enumerate(ys, start=1):
+        avg = weight * avg + (1 - weight) * y
+        out.append(avg / (1 - weight**i))
+    return out
+
+
+def use_log_x(name: str, values: Sequence[float]) -> bool:
+    """Log x-axis for learning rates and for any positive parameter whose values span more than a decade."""
+    positive = [v for v in values if v > 0]
+    if len(positive) != len(values) or not positive:
+        return False
+    return name == "lr" or name.endswith("_lr") or max(positive) / min(positive) > 10

@@ -1,0 +1,201 @@
+"""Helpers for the foundation tests (issues 2 and 3): one shared reference training run, file readers.
+
+The reference run is trained once per session, in process, in its own directory with the same
+isolation as conftest's autouse fixture (W&B offline, no API key, everything under a tmp dir).
+Tests only read from it; anything that writes trains its own run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import REPO, TINY, synthetic_csv_text
+
+DEVICE = os.environ.get("CHAREXP_TEST_DEVICE", "cpu")
+# The wandb CLI of this interpreter's environment (python -m wandb where no script was installed, as with pip --target).
+WANDB_CLI = [str(Path(sys.executable).with_name("wandb"))] if Path(sys.executable).with_name("wandb").exists() else [sys.executable, "-m", "wandb"]
+
+# The reference run: TINY (2 epochs of 20 batches) with an eval every 10 iterations, started with a
+# command-line override on top of its YAML (lr 0.01 in the file, 0.02 on the command line).
+REFERENCE_OVERRIDES = {"eval_every": 10}
+REFERENCE_ARGS = ["--lr=0.02"]
+REFERENCE_LR = 0.02
+REFERENCE_STEPS = 40  # 2 epochs x 160 train utterances / batch 8
+
+
+def isolate_env(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """The same isolation as conftest.isolated, for fixtures that outlive one test."""
+    mp.chdir(root)
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
+        mp.delenv(var, raising=False)
+    mp.setenv("NETRC", str(root / "no-netrc"))
+    mp.setenv("WANDB_DIR", str(root))
+    for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_ARTIFACT_DIR", "wandb-artifacts")):
+        mp.setenv(var, str(root / sub))
+    mp.setenv("CHAREXP_CACHE_DIR", str(root / "cache"))
+    mp.setenv("WANDB_SILENT", "true")
+    mp.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CHAREXP_TEST_CUDA_VISIBLE_DEVICES", ""))
+
+
+def write_config(path: Path, data: Path, **overrides: Any) -> Path:
+    path.write_text(yaml.safe_dump({"data": str(data), **TINY, **overrides}), encoding="utf-8")
+    return path
+
+
+# Training in tests uses one CPU thread, in process and in subprocesses alike. On a shared 2-core machine
+# torch's default of one thread per core oversubscribes the CPU: a tiny run then takes 10-15x longer.
+# Runs that are compared bit for bit (same seed, kill and resume) must also use the same thread count.
+THREADS = int(os.environ.get("CHAREXP_TEST_THREADS", "1"))
+SUBPROCESS_ENV = {"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+
+
+def limit_threads() -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+
+
+limit_threads()  # for the small tensor work of the unit tests too
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = THREADS):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_main(args: list[str]) -> tuple[int, str]:
+    """charexp.train.main in process; (exit code, what it wrote to stderr)."""
+    from charexp.train import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), torch_threads():
+        code = main(args)
+    return code, err.getvalue()
+
+
+def only_run_id(runs_dir: Path) -> str:
+    runs = sorted(p.name for p in Path(runs_dir).iterdir() if p.is_dir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    root: Path  # cwd of the run: runs/, artifacts/, wandb/ are under it
+    run_id: str
+    config_path: Path
+    stderr: str
+    device: str
+
+    @property
+    def run_dir(self):
+        from charexp.rundir import RunDir
+
+        return RunDir(self.root / "runs", self.run_id)
+
+    @property
+    def wandb_file(self) -> Path:
+        from charexp.wandb_files import find_run_files
+
+        files = find_run_files(self.root / "wandb", self.run_id)
+        assert len(files) == 1, files
+        return files[0]
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def history(self) -> list[dict[str, Any]]:
+        return list(self.run_dir.history())
+
+
+_REFERENCE: dict[str, ReferenceRun] = {}
+
+
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
+    """Train the reference run once per session (about 4 s) and return where it is."""
+    if "run" not in _REFERENCE:
+        root = tmp_path_factory.mktemp("reference-run")
+        with pytest.MonkeyPatch.context() as mp:
+            isolate_env(mp, root)
+            data = root / "tiny.csv"
+            data.write_text(synthetic_csv_text(), encoding="utf-8")
+            config = write_config(root / "tiny.yaml", data, lr=0.01, **REFERENCE_OVERRIDES)
+            code, stderr = run_main(["--config", str(config), *REFERENCE_ARGS])
+            assert code == 0, stderr
+        _REFERENCE["run"] = ReferenceRun(root, only_run_id(root / "runs"), config, stderr, TINY["device"])
+    return _REFERENCE["run"]
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
+    return reference_run(tmp_path_factory)
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+def read_tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    import torch
+
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"tensor {key} differs"
+
+
+def leet_records(wandb_file: Path) -> list[dict[str, Any]]:
+    """`wandb leet inspect --json FILE`: one JSON record per line."""
+    out = subprocess.run([*WANDB_CLI, "leet", "inspect", "--json", str(wandb_file)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def leet_summary(wandb_file: Path) -> dict[str, Any]:
+    out = subprocess.run([*WANDB_CLI, "leet", "inspect", "--summary", "--json", str(wandb_file)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History rows minus the one wall-clock metric."""
+    return [{k: v for k, v in row.items() if k != "perf/chars_per_sec"} for row in rows]
+
+
+def python_script(script: str, args: list[str], cwd: Path, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGS` from the repository root (train.py / sample.py) in a fresh interpreter."""
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env={**os.environ, **SUBPROCESS_ENV, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None

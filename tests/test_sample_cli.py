@@ -1,0 +1,62 @@
+"""`python sample.py` as a user runs it (subprocesses), on the reference run's artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from foundation import python_script, reference  # noqa: F401
+
+FLAGS = ["--artifact", "--checkpoint", "--prime", "--num", "--temperature", "--top-k", "--max-len", "--device", "--seed"]
+
+
+def stdout_lines(out) -> list[str]:
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.endswith("\n")
+    return out.stdout[:-1].split("\n")
+
+
+def test_one_line_per_starting_character_reproducible_with_seed(reference):
+    args = ["--artifact", "best-test-loss", "KSKS", "--seed", "3", "--max-len", "60"]
+    first = python_script("sample.py", args, cwd=reference.root)
+    lines = stdout_lines(first)
+    assert len(lines) == 4
+    for char, line in zip("KSKS", lines):
+        assert line.startswith(char) and len(line) <= 60
+    again = python_script("sample.py", args, cwd=reference.root)
+    assert again.stdout == first.stdout
+    assert "v1" in first.stderr  # says which checkpoint it used (best-test-loss is the epoch-2 version)
+
+
+def test_prime_with_num_from_a_checkpoint_directory(reference):
+    out = python_script("sample.py", ["--checkpoint", str(reference.artifacts / "charlstm" / "v0"), "--prime", "KIRK: ",
+                                      "--num", "3", "--max-len", "12", "--temperature", "0.8", "--top-k", "5", "--seed", "1"], cwd=reference.root)
+    lines = stdout_lines(out)
+    assert len(lines) == 3 and all(line.startswith("KIRK: ") and len(line) <= 12 for line in lines)
+    assert "v0" in out.stderr
+
+
+def test_out_of_vocabulary_prime_is_a_clear_error_naming_it(reference):
+    out = python_script("sample.py", ["--artifact", "latest", "--prime", "KIRK: \u20ac5"], cwd=reference.root)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("error:") and "'\u20ac'" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_alias_and_corrupt_checkpoint_are_clear_errors(reference, tmp_path):
+    unknown = python_script("sample.py", ["--artifact", "epoch-7", "K"], cwd=reference.root)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "epoch-1" in unknown.stderr and "best-test-loss" in unknown.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(reference.artifacts / "charlstm" / "v0", broken)
+    (broken / "checkpoint.json").write_text(json.dumps({"format": "nope"}))
+    out = python_script("sample.py", ["--checkpoint", str(broken), "K"], cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "Traceback" not in out.stderr
+
+
+def test_help_explains_every_flag():
+    out = python_script("sample.py", ["--help"], cwd=".")
+    assert out.returncode == 0
+    for flag in FLAGS:
+        assert flag in out.stdout, flag
+    assert "KSKS" in out.stdout
