@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-from charexp.checkpoint import atomic_write_text
+from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from charexp.atomic import atomic_write_bytes, fsync_dir, make_temp_dir
 from charexp.config import Config, build_config
 from charexp.corpus import Vocab
 from charexp.errors import CharexpError
@@ -24,32 +24,6 @@ from charexp.model import CharLSTM
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 FORMAT = "charexp-checkpoint/1"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def disk_error(err: OSError, what: str, where: Path) -> CharexpError:
@@ -80,7 +54,7 @@ def write_checkpoint(dest: Path, model: CharLSTM, config: Config, vocab: Vocab, 
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+        tmp = make_temp_dir(dest.parent, dest.name)
         try:
             state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})

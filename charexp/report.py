@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from charexp.artifacts import ArtifactStore
-from charexp.checkpoint import atomic_write_text
+from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 from charexp.report_plots import LN2, bpc_axis, mark_epochs, new_figure, nothing_yet, save, series, smooth
 from charexp.rundir import RunDir

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from charexp.checkpoint import atomic_write_bytes
+from charexp.atomic import atomic_write_bytes
 
 DPI = 100
 SIZE = (7.0, 4.0)  # inches: 700x400 px at DPI, a few tens of KB per PNG

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from charexp.checkpoint import atomic_write_text
+from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 from charexp.report import RunData, is_run_dir, load_run, write_report
 from charexp.report_plots import LN2, bpc_axis, new_figure, nothing_yet, save, series, use_log_x

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from charexp.checkpoint import atomic_write_text
+from charexp.atomic import atomic_write_text
 
 SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")\] (?P<text>.*)$")
 
@@ -48,7 +48,7 @@ class RunDir:
         """Logged rows; a half-written last line (after a hard kill) is skipped."""
         if not self.history_path.exists():
             return
-        for line in self.history_path.read_text(encoding="utf-8").splitlines():
+        for line in self.history_path.read_text(encoding="utf-8").split("\n"):
             try:
                 yield json.loads(line)
             except json.JSONDecodeError:
@@ -58,7 +58,7 @@ class RunDir:
         if not self.samples_path.exists():
             return []
         rows = []
-        for line in self.samples_path.read_text(encoding="utf-8").splitlines():
+        for line in self.samples_path.read_text(encoding="utf-8").split("\n"):
             match = SAMPLE_LINE.match(line)
             if match:
                 rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1], "text": match["text"]})
@@ -70,7 +70,7 @@ class RunDir:
             kept = [json.dumps(r) + "\n" for r in self.history() if r.get("step", 0) <= step]
             atomic_write_text(self.history_path, "".join(kept))
         if self.samples_path.exists():
-            kept = [line + "\n" for line in self.samples_path.read_text(encoding="utf-8").splitlines()
+            kept = [line + "\n" for line in self.samples_path.read_text(encoding="utf-8").split("\n")
                     if (m := SAMPLE_LINE.match(line)) and int(m["step"]) <= step]
             atomic_write_text(self.samples_path, "".join(kept))
 

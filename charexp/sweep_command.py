@@ -45,7 +45,7 @@ def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = N
 
     from rich.console import Console
 
-    from charexp.checkpoint import atomic_write_text
+    from charexp.atomic import atomic_write_text
     from charexp.sweep_launch import visible_gpus, wandb_root
     from charexp.sweep_runner import SweepRunner
     from charexp.sweep_spec import load_sweep_spec, read_sweep_yaml, spec_from_config

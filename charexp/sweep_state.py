@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from charexp.checkpoint import atomic_write_text
+from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 
 STATE = "state.json"

@@ -55,6 +55,8 @@ class Tracker:
 
         self.run_dir = run_dir
         self.mode = mode
+        self.config_project = config["wandb_project"]
+        self._finished = False
         self.run = wandb.init(
             project=config["wandb_project"],
             entity=config.get("wandb_entity"),
@@ -67,6 +69,11 @@ class Tracker:
         self.run.define_metric("test/loss", summary="min")
         self.run.define_metric("test/bpc", summary="min")
         self._samples = wandb.Table(columns=["step", "epoch", "prime", "text"], log_mode="INCREMENTAL")
+
+    @property
+    def project(self) -> str:
+        """The project the run really joined (a sweep's WANDB_PROJECT wins over the config)."""
+        return getattr(self.run, "project", None) or self.config_project
 
     @property
     def sweep_id(self) -> str | None:
@@ -108,8 +115,12 @@ class Tracker:
             self.run.summary[key] = value
 
     def finish(self, exit_code: int = 0, preempting: bool = False) -> None:
+        """End the W&B run once; later calls do nothing."""
         import wandb
 
+        if self._finished:
+            return
+        self._finished = True
         if preempting:
             self.run.mark_preempting()
         self.run.finish(exit_code=exit_code)

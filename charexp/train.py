@@ -23,6 +23,7 @@ from charexp.errors import CharexpError, TrainingDiverged, run_cli
 from charexp.model import CharLSTM, resolve_device
 from charexp.progress import TrainProgress, config_table
 from charexp.references import resolve_reference
+from charexp.sampling import check_primes
 from charexp.rundir import RunDir, list_runs
 from charexp.signals import StopRequest
 from charexp.summary_view import run_summary_table
@@ -30,6 +31,7 @@ from charexp.tracker import Tracker, choose_mode
 from charexp.trainer import Trainer
 
 ARCHITECTURE = ("layers", "hidden", "embed")
+STORED_FIX = "the saved state is damaged, start a new run"
 
 
 def new_run_id() -> str:
@@ -65,7 +67,7 @@ def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume
     state = load_state(run.state_path)
     if state.get("run_id") != run.run_id:
         raise CharexpError(f"{run.state_path} belongs to run {state.get('run_id')!r}, not {run.run_id!r}; it is stale, start a new run")
-    saved = build_config(state["config"], source=str(run.state_path))
+    saved = build_config(state["config"], source=str(run.state_path), fix=STORED_FIX)
     if cfg is not None:
         differs = [k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v]
         if differs:
@@ -97,12 +99,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None, torch.device]:
+    """Everything that can reject the config, done before any run, file or W&B record exists."""
+    device = resolve_device(cfg.device)
+    corpus, init = build(cfg, vocab)
+    check_primes(list(cfg.sample_chars), corpus.vocab)
+    return corpus, init, device
+
+
 def main(argv: list[str] | None = None) -> int:
     config_path, resume_arg, overrides = parse_train_args(argv)
     cfg = load_config(config_path, overrides) if (config_path or overrides) else None
     resume = find_resume(resume_arg, cfg, cfg.runs_dir if cfg else "runs")
     if resume:
-        cfg = build_config(resume.state["config"], source="the resume state")
+        cfg = build_config(resume.state["config"], source="the resume state", fix=STORED_FIX)
     elif cfg is None:
         raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), see python train.py --help")
     mode, note = choose_mode(cfg.wandb_mode)
@@ -110,16 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     console.print(config_table(cfg.to_dict(), title="charexp config"))
     if note:
         console.print(note, highlight=False)
-
     vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
-    corpus, init = build(cfg, vocab)
+    corpus, init, device = prepare(cfg, vocab)
+
     run_id = resume.run_id if resume else new_run_id()
     tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode)
-    swept = {k: v for k, v in tracker.wandb_config.items() if k in Config.model_fields and v != getattr(cfg, k)}
-    if swept and not resume:  # wandb.config wins (a sweep's values); rebuild what depends on it
-        cfg = cfg.updated(swept, source="wandb.config")
-        corpus, init = build(cfg, None)
-        tracker.run_dir = RunDir(cfg.runs_dir, run_id)
+    try:
+        swept = {k: v for k, v in tracker.wandb_config.items() if k in Config.model_fields and v != getattr(cfg, k)}
+        if swept and not resume:  # wandb.config wins (a sweep's values); rebuild what depends on it
+            cfg = cfg.updated(swept, source="wandb.config")
+            corpus, init, device = prepare(cfg, None)
+            tracker.run_dir = RunDir(cfg.runs_dir, run_id)
+        return train(cfg, corpus, init, device, tracker, resume, console)
+    except BaseException:
+        tracker.finish(exit_code=1)  # no-op when train() already finished the run
+        raise
+
+
+def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.device, tracker: Tracker,
+          resume: Resume | None, console: Console) -> int:
     run_dir = tracker.run_dir
     run_dir.create()
     run_dir.write_config(cfg.to_dict())
@@ -128,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     console.print(corpus.describe())
 
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -137,9 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(init.model.state_dict())
         console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})")
     model.to(device)
-    store = ArtifactStore(cfg.artifacts_dir, cfg.artifact_name)
     stop = StopRequest()
-    trainer = Trainer(cfg, corpus, model, tracker, store, stop)
+    trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, cfg.artifact_name), stop)
     if resume:
         trainer.load_state_dict(resume.state)
         console.print(f"resuming run {run_dir.run_id} at epoch {trainer.pos.epoch + 1}, step {trainer.pos.step}")
@@ -147,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     def summary(state: str) -> dict:
         best = trainer.best
         return {
-            "run_id": run_dir.run_id, "state": state, "project": cfg.wandb_project, "sweep_id": tracker.sweep_id,
-            "wandb_mode": mode, "wandb_dir": tracker.files_dir, "device": str(device),
+            "run_id": run_dir.run_id, "state": state, "project": tracker.project, "sweep_id": tracker.sweep_id,
+            "wandb_mode": tracker.mode, "wandb_dir": tracker.files_dir, "device": str(device),
             "best_test_loss": best["test/loss"] if best["step"] is not None else None, "best_epoch": best["epoch"], "best_step": best["step"],
             "last_eval": trainer.last_eval[1] if trainer.last_eval else None,
             "epoch": trainer.pos.epoch, "step": trainer.pos.step, "chars": trainer.pos.chars, "seconds": round(trainer.pos.seconds, 2),
@@ -156,18 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     run_dir.write_summary(summary("running"))
-    total = cfg.epochs * (min(cfg.steps_per_epoch, len(trainer.train_split)) if cfg.steps_per_epoch else -(-len(trainer.train_split) // cfg.batch_size))
     stop.install()
     try:
-        with TrainProgress(total_steps=total, completed=trainer.pos.step, console=console) as bar:
+        with TrainProgress(total_steps=trainer.total_steps(), completed=trainer.pos.step, console=console) as bar:
             status = trainer.run(bar)
-    except TrainingDiverged:
-        run_dir.write_summary(summary("diverged"))
-        tracker.finish(exit_code=1)
-        raise
-    except BaseException:
-        run_dir.write_summary(summary("crashed"))
-        tracker.finish(exit_code=1)
+    except BaseException as err:
+        run_dir.write_summary(summary("diverged" if isinstance(err, TrainingDiverged) else "crashed"))
         raise
     finally:
         stop.uninstall()
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         return stop.exit_code
     tracker.finish(exit_code=0)
     console.print(run_summary_table(summary(status)))
-    if mode == "offline" and tracker.files_dir:
+    if tracker.mode == "offline" and tracker.files_dir:
         console.print(f"W&B offline run: upload it with  wandb sync {tracker.files_dir}")
     return 0
 

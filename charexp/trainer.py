@@ -97,6 +97,13 @@ class Trainer:
     def save_state(self) -> None:
         save_state(self.tracker.run_dir.state_path, self.state_dict())
 
+    def steps_in_epoch(self, epoch: int) -> int:
+        batches = len(plan_epoch(self.train_split.lengths, self.cfg.batch_size, self.cfg.max_len, self.cfg.seed, epoch, torch.device("cpu")).batches)
+        return min(batches, self.cfg.steps_per_epoch) if self.cfg.steps_per_epoch else batches
+
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.steps_in_epoch(0)
+
     # --- schedules ----------------------------------------------------------------------
     def epoch_progress(self, batches: int) -> float:
         return round(self.pos.epoch + self.pos.batch / max(batches, 1), 4)
@@ -130,7 +137,7 @@ class Trainer:
             return
         run_id = self.tracker.run_dir.run_id
         epoch = int(epoch) if float(epoch).is_integer() else epoch
-        meta = {"run_id": run_id, "project": self.cfg.wandb_project, "epoch": epoch, "step": self.pos.step,
+        meta = {"run_id": run_id, "project": self.tracker.project, "epoch": epoch, "step": self.pos.step,
                 "test_loss": metrics["test/loss"], "metrics": metrics}
         version = self.store.add(lambda dest: write_checkpoint(dest, self.model, self.cfg, self.corpus.vocab, meta), meta, aliases)
         self.tracker.log_model(self.store.name, version.path, list(version.aliases), {**meta, "local_version": version.version})
@@ -187,7 +194,8 @@ class Trainer:
                     self.run_eval(epoch)
                 if cfg.sample_every and pos.step % cfg.sample_every == 0:
                     self.run_samples(epoch, progress)
-                if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0:
+                # the epoch end below saves anyway, after its eval/samples/version (saving before them would repeat them on resume)
+                if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and pos.batch < n_batches:
                     pos.seconds = time.perf_counter() - started
                     self.save_state()
                 paused += time.perf_counter() - pause_start

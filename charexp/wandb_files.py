@@ -22,24 +22,30 @@ FILE_HEADER = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-def iter_payloads(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(end offset, payload) for every complete record in `data` (the whole file so far)."""
-    pos, pending = FILE_HEADER, b""
+def iter_payloads(data: bytes, start: int = FILE_HEADER) -> Iterator[tuple[int, bytes]]:
+    """(end offset, payload) for every complete record. `data` holds the file from offset `start` on,
+    which must be a record boundary; offsets are absolute."""
+    pos, pending = start, b""
+
+    def view(a: int, b: int) -> bytes:
+        return data[a - start : b - start]
+
+    end_of_data = start + len(data)
     while True:
         room = BLOCK - pos % BLOCK
         if room < HEADER:  # block trailer padding
             pos += room
             continue
-        if pos + HEADER > len(data):
+        if pos + HEADER > end_of_data:
             return
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        _crc, length, kind = struct.unpack("<IHB", view(pos, pos + HEADER))
         if kind == 0 and length == 0:  # zero padding at the end of a block
             pos += room
             continue
         end = pos + HEADER + length
-        if end > len(data):
+        if end > end_of_data:
             return
-        chunk = data[pos + HEADER : end]
+        chunk = view(pos + HEADER, end)
         pos = end
         if kind == FULL:
             yield pos, chunk
@@ -123,14 +129,14 @@ class RunFile:
         from wandb.proto import wandb_internal_pb2
 
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                if f.read(4) != b":W&B":
+                    return self.records
+                f.seek(self._consumed)
+                data = f.read()  # only what is new since the last complete record
         except FileNotFoundError:
             return self.records
-        if len(data) < FILE_HEADER or data[:4] != b":W&B":
-            return self.records
-        for end, payload in iter_payloads(data):
-            if end <= self._consumed:
-                continue
+        for end, payload in iter_payloads(data, self._consumed):
             record = wandb_internal_pb2.Record()
             try:
                 record.ParseFromString(payload)

@@ -56,8 +56,6 @@ def test_cuda_without_cuda_is_a_clear_error(name):
 
 
 @no_cuda
-@pytest.mark.xfail(strict=True, reason="train.main resolves the device only after wandb.init and runs/<id>/ are created; "
-                                       "the error leaves an unfinished W&B run and a run directory without summary.json")
 def test_cuda_request_without_cuda_starts_no_run(tmp_path, tiny_config):
     import wandb
 

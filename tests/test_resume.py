@@ -189,31 +189,29 @@ def test_resume_with_a_different_config_is_refused(resumed, tmp_path):
         run_main(["--resume", RUN_ID, "--config", str(tmp_path / "c.yaml"), "--lr=0.5"])
 
 
-@pytest.mark.xfail(strict=True, reason="trainer saves a state in the loop at an epoch's last step (step % checkpoint_every == 0) "
-                                       "before the epoch-end eval/samples/publish; a kill in between resumes from that state and "
-                                       "logs the epoch-end test/loss row (and publishes the version) a second time")
-def test_kill_during_an_epoch_end_does_not_duplicate_rows(tmp_path, tiny_config):
-    """Deterministic stand-in for a SIGKILL during the epoch-end evaluation: the state the loop saved at the
-    epoch's last step (checkpoint_every divides the epoch), plus the rows logged after it."""
-    config = tiny_config(epochs=1, checkpoint_every=20, eval_every=0, sample_every=0, device="cpu")
-    assert run_main(["--config", str(config)])[0] == 0
-    (done,) = [RunDir(tmp_path / "runs", p.name) for p in (tmp_path / "runs").iterdir()]
-    state = load_state(done.state_path)
-    assert state["position"]["step"] == 20 and state["position"]["epoch"] == 1
-    # the state as the loop saved it at step 20, before the epoch-end work, in a two-epoch run
-    state["config"]["epochs"] = 2
-    state["position"].update(epoch=0, batch=20)
-    state["best"], state["versions"], state["published_step"] = {"test/loss": math.inf, "epoch": None, "step": None}, [], -1
-    killed = RunDir(tmp_path / "runs", "killedrun")
-    killed.create()
-    state["run_id"] = "killedrun"
-    save_state(killed.state_path, state)
-    killed.write_config(state["config"])
-    shutil.copy(done.history_path, killed.history_path)  # the epoch-end test/loss row at step 20 was logged before the kill
-    killed.write_summary({"state": "running", "run_id": "killedrun"})
-    assert run_main(["--resume", "killedrun"])[0] == 0
-    test_rows = [row["step"] for row in killed.history() if "test/loss" in row]
-    assert test_rows == [20, 40]
+def test_kill_during_an_epoch_end_does_not_duplicate_rows(tmp_path, tiny_config, monkeypatch):
+    """A run dies while publishing epoch 1's version (after its epoch-end test/loss row was logged), with
+    checkpoint_every dividing the epoch. Resuming must not log that row twice nor publish the epoch twice."""
+    from charexp.trainer import Trainer
+
+    config = tiny_config(epochs=2, steps_per_epoch=20, checkpoint_every=10, eval_every=0, sample_every=0, device="cpu")
+    real_publish = Trainer.publish
+
+    def dying_publish(self, metrics, epoch, aliases):
+        if epoch == 1:
+            raise RuntimeError("killed while publishing epoch 1")
+        return real_publish(self, metrics, epoch, aliases)
+
+    monkeypatch.setattr(Trainer, "publish", dying_publish)
+    with pytest.raises(RuntimeError, match="killed while publishing"):
+        run_main(["--config", str(config)])
+    monkeypatch.setattr(Trainer, "publish", real_publish)
+    (run,) = [RunDir(tmp_path / "runs", p.name) for p in (tmp_path / "runs").iterdir()]
+    assert load_state(run.state_path)["position"]["step"] == 10  # not a state saved at step 20, before the epoch-end work
+    assert run_main(["--resume", run.run_id])[0] == 0
+    assert [row["step"] for row in run.history() if "test/loss" in row] == [20, 40]
+    versions = ArtifactStore(tmp_path / "artifacts", "charlstm").versions()
+    assert [(v.meta["run_id"], v.meta["step"]) for v in versions] == [(run.run_id, 20), (run.run_id, 40)]
 
 
 # --- init_from: two-phase training ------------------------------------------------------------------

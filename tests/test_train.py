@@ -121,9 +121,6 @@ def test_max_minutes_stops_early_and_still_evaluates_and_saves(tmp_path, tiny_co
     assert latest.meta["step"] == summary["step"] and latest.meta["run_id"] == run.run_id
 
 
-@pytest.mark.xfail(strict=True, reason="train.main does not check sample_chars against the vocabulary before training: the run "
-                                       "starts, trains until the first sample step (sample_every, 3000 iterations in the real "
-                                       "configs) and only then fails, leaving a crashed run")
 def test_sample_chars_outside_the_vocabulary_are_refused_before_training(tmp_path, tiny_config):
     with pytest.raises(CharexpError, match="'Q'"):
         run_main(["--config", str(tiny_config(sample_chars="KQ"))])
