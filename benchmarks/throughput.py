@@ -35,7 +35,7 @@ from charexp.batching import EncodedSplit, plan_epoch  # noqa: E402
 from charexp.config import build_config  # noqa: E402
 from charexp.corpus import load_corpus  # noqa: E402
 from charexp.download import resolve_data_path  # noqa: E402
-from charexp.model import CharLSTM, resolve_device  # noqa: E402
+from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
 from charexp.progress import TrainProgress  # noqa: E402
 from charexp.rundir import RunDir  # noqa: E402
 from charexp.signals import StopRequest  # noqa: E402
@@ -159,6 +159,8 @@ def main() -> None:
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        configure_cuda()
     torch.manual_seed(0)
     cfg = build_config({"data": args.data, "batch_size": args.batch_size, "layers": args.layers, "hidden": args.hidden,
                         "device": str(device), "amp": args.amp, "split": "line", "seed": 0})

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from charexp.atomic import atomic_write_text
-from charexp.errors import CharexpError
+from charexp.errors import CharexpError, disk_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 BEST = "best-test-loss"
@@ -74,12 +74,22 @@ class ArtifactStore:
         the lock: it moves only if meta['test_loss'] is finite and beats every earlier version."""
         for alias in aliases:
             check_name(alias, "alias")
+        try:
+            return self._add(write, meta, aliases)
+        except OSError as err:  # full disk, no permission, a file where the store's directory should be
+            raise disk_error(err, "a checkpoint", self.dir) from None
+
+    def _add(self, write: Callable[[Path], None], meta: dict[str, Any], aliases: list[str]) -> Version:
         with self.lock():
             index = self.read_index()
             self._clean_orphans(index)
             number = 1 + max([int(v["version"][1:]) for v in index["versions"]] + [-1])
             version = f"v{number}"
             write(self.dir / version)
+            twin = self._twin(index, self.dir / version, meta)
+            if twin is not None:  # a resumed run repeating a publish it made before it was killed
+                shutil.rmtree(self.dir / version, ignore_errors=True)
+                return Version(self.name, twin["version"], self.dir / twin["version"], self.aliases_of(index, twin["version"]), twin)
             loss = meta.get("test_loss")
             earlier = [v["test_loss"] for v in index["versions"] if _finite(v.get("test_loss"))]
             final_aliases = list(dict.fromkeys(["latest", *aliases]))
@@ -88,8 +98,24 @@ class ArtifactStore:
             index["versions"].append({"version": version, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
             for alias in final_aliases:
                 index["aliases"][alias] = version
-            atomic_write_text(self.index_path, json.dumps(index, indent=2) + "\n")
+            try:
+                atomic_write_text(self.index_path, json.dumps(index, indent=2) + "\n")
+            except OSError:
+                shutil.rmtree(self.dir / version, ignore_errors=True)  # never indexed, so not a version
+                raise
         return Version(self.name, version, self.dir / version, tuple(final_aliases), meta)
+
+    def _twin(self, index: dict[str, Any], new: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+        """The recorded version of the same run and step with byte-identical files, if any (like W&B, which
+        makes no new version when the content has not changed)."""
+        names = sorted(p.name for p in new.iterdir())
+        for entry in index["versions"]:
+            if not meta.get("run_id") or (entry.get("run_id"), entry.get("step")) != (meta["run_id"], meta.get("step")):
+                continue
+            old = self.dir / entry["version"]
+            if old.is_dir() and sorted(p.name for p in old.iterdir()) == names and all((old / n).read_bytes() == (new / n).read_bytes() for n in names):
+                return entry
+        return None
 
     def aliases_of(self, index: dict[str, Any], version: str) -> tuple[str, ...]:
         return tuple(a for a, v in index["aliases"].items() if v == version)

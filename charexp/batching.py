@@ -16,6 +16,7 @@ import torch
 from charexp.corpus import EOL, Vocab
 
 IGNORE = -100  # target id that cross_entropy skips
+POOL_BATCHES = 100  # larger pools pad less (98% real characters at 100 on the Star Trek corpus, 96% at 50) but mix less
 
 
 def encode_all(texts: list[str], vocab: Vocab) -> np.ndarray:
@@ -75,13 +76,13 @@ class EpochPlan:
 
 
 def plan_epoch(lengths: np.ndarray, batch_size: int, max_len: int, seed: int, epoch: int, device: torch.device) -> EpochPlan:
-    """Shuffle, sort by length within pools of 50 batches, cut into batches, shuffle the batches.
+    """Shuffle, sort by length within pools of POOL_BATCHES batches, cut into batches, shuffle the batches.
 
     Depends only on (seed, epoch), so a resumed run rebuilds the identical plan.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
-    pool = batch_size * 50
+    pool = batch_size * POOL_BATCHES
     chunks: list[np.ndarray] = []
     for start in range(0, len(order), pool):
         part = order[start : start + pool]

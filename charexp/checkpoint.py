@@ -18,16 +18,12 @@ import torch
 from charexp.atomic import atomic_write_bytes, fsync_dir, make_temp_dir
 from charexp.config import Config, build_config
 from charexp.corpus import Vocab
-from charexp.errors import CharexpError
+from charexp.errors import CharexpError, disk_error
 from charexp.model import CharLSTM
 
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 FORMAT = "charexp-checkpoint/1"
-
-
-def disk_error(err: OSError, what: str, where: Path) -> CharexpError:
-    return CharexpError(f"could not write {what} to {where} ({err.strerror or err}); free some space or choose a writable directory — earlier checkpoints are untouched")
 
 
 @dataclass

@@ -31,6 +31,7 @@ W&B agent win over both. W&B runs offline when no API key is configured (see wan
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py",
+        usage="python train.py --config YAML [--KEY=VALUE ...]  |  python train.py --resume RUN_ID|last",
         description="Train a character-level LSTM language model, tracked in W&B.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

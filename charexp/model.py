@@ -30,6 +30,12 @@ class CharLSTM(nn.Module):
         return cls(vocab_size, embed=cfg.embed, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout)
 
 
+def configure_cuda() -> None:
+    """TF32 matmuls and cuDNN convolutions/RNNs: the usual speed/precision trade-off for training."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -37,12 +37,13 @@ def write_reports(directory: Path, kind: str, console: Console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         from charexp.report_sweep import write_sweep_report
-        from charexp.summary_view import sweep_summary_table
+        from charexp.sweep_state import SweepState
+        from charexp.sweep_table import runs_table
 
         with Progress(TextColumn("run reports"), BarColumn(), MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("runs", total=None)
             out, state, runs = write_sweep_report(directory, lambda done, total: bar.update(task, completed=done, total=total))
-        console.print(sweep_summary_table(state))
+        console.print(runs_table(SweepState.from_dict(state)))
         missing = [r.run_id for r in runs if r.data is None]
         if missing:
             console.print(f"[yellow]no run directory found for {', '.join(missing)} (looked for each run_dir from here and from the sweep directory's parents)[/yellow]", highlight=False)

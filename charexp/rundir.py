@@ -5,6 +5,7 @@ It mirrors what the W&B run holds, so a run can be read (and reported) without t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -14,6 +15,7 @@ from typing import Any, Iterator
 import yaml
 
 from charexp.atomic import atomic_write_text
+from charexp.errors import CharexpError, disk_error
 
 SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")\] (?P<text>.*)$")
 
@@ -29,18 +31,30 @@ class RunDir:
     summary_path = property(lambda self: self.path / "summary.json")
     state_path = property(lambda self: self.path / "state.pt")
 
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A failed write here (full disk, no permission) is one clear sentence, not a traceback."""
+        try:
+            yield
+        except OSError as err:
+            raise disk_error(err, what, self.path) from None
+
     def create(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CharexpError(f"could not create the run directory {self.path} ({err.strerror or err}); set runs_dir to a writable directory") from None
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        with self._writing("the run config"):
+            atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
     def append_history(self, row: dict[str, Any]) -> None:
-        with open(self.history_path, "a", encoding="utf-8") as f:
+        with self._writing("the run history"), open(self.history_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
     def append_samples(self, step: int, epoch: float, lines: list[tuple[str, str]]) -> None:
-        with open(self.samples_path, "a", encoding="utf-8") as f:
+        with self._writing("the run samples"), open(self.samples_path, "a", encoding="utf-8") as f:
             for prime, text in lines:
                 f.write(f"[step {step} | epoch {epoch:g} | prime {prime!r}] {text}\n")
 
@@ -66,13 +80,14 @@ class RunDir:
 
     def truncate_after(self, step: int) -> None:
         """Drop rows logged after `step` (a resumed run repeats them from its saved state)."""
-        if self.history_path.exists():
-            kept = [json.dumps(r) + "\n" for r in self.history() if r.get("step", 0) <= step]
-            atomic_write_text(self.history_path, "".join(kept))
-        if self.samples_path.exists():
-            kept = [line + "\n" for line in self.samples_path.read_text(encoding="utf-8").split("\n")
-                    if (m := SAMPLE_LINE.match(line)) and int(m["step"]) <= step]
-            atomic_write_text(self.samples_path, "".join(kept))
+        with self._writing("the run history"):
+            if self.history_path.exists():
+                kept = [json.dumps(r) + "\n" for r in self.history() if r.get("step", 0) <= step]
+                atomic_write_text(self.history_path, "".join(kept))
+            if self.samples_path.exists():
+                kept = [line + "\n" for line in self.samples_path.read_text(encoding="utf-8").split("\n")
+                        if (m := SAMPLE_LINE.match(line)) and int(m["step"]) <= step]
+                atomic_write_text(self.samples_path, "".join(kept))
 
     def read_summary(self) -> dict[str, Any]:
         try:
@@ -81,7 +96,8 @@ class RunDir:
             return {}
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_text(self.summary_path, json.dumps({**summary, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
+        with self._writing("the run summary"):
+            atomic_write_text(self.summary_path, json.dumps({**summary, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
 
     def read_config(self) -> dict[str, Any]:
         try:

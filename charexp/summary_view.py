@@ -50,22 +50,6 @@ def swept_keys(state: dict[str, Any]) -> list[str]:
     return [k for k in names if k not in fixed]
 
 
-def sweep_summary_table(state: dict[str, Any]) -> Table:
-    """The runs of a sweep (its state.json), best metric first: for the end of `charexp sweep` and `charexp report SWEEP_DIR`."""
-    metric = state.get("metric") or {}
-    name, goal = metric.get("name", "metric"), metric.get("goal", "minimize")
-    runs = sorted((r for r in state.get("runs") or [] if isinstance(r, dict)), key=lambda r: metric_sort_key(r.get("metric"), goal))
-    params = swept_keys(state)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(_count(r.get("state") for r in runs).items()))
-    table = Table(title=f"sweep {state.get('sweep_id')} ({state.get('method')}, {goal} {name}) — {counts or 'no runs'}")
-    for column in ("#", "run", "state", *params, name, "exit"):
-        table.add_column(column, justify="right" if column in ("#", name, "exit") else "left", style="cyan" if column == "run" else None)
-    for rank, run in enumerate(runs, start=1):
-        values = [param_text((run.get("params") or {}).get(p)) for p in params]
-        table.add_row(str(rank), str(run.get("run_id")), str(run.get("state")), *values, fmt(run.get("metric")), fmt(run.get("exit_code")))
-    return table
-
-
 def runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> Table:
     """`charexp runs`: one row per run directory. Rows hold run_id, config, best_test_loss, state and
     updated (a file time); the table fits an 80-column terminal."""
@@ -86,13 +70,6 @@ def runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> Table:
 def param_text(value: Any) -> str:
     """A hyperparameter value as a person writes it (floats with :g, so 0.0003 and 1e-05 stay short)."""
     return f"{value:g}" if isinstance(value, float) else fmt(value)
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[str(value)] = counts.get(str(value), 0) + 1
-    return counts
 
 
 def _state_style(state: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -20,7 +21,7 @@ from charexp.config import Config, build_config, load_config
 from charexp.corpus import Corpus, Vocab, load_corpus
 from charexp.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
-from charexp.model import CharLSTM, resolve_device
+from charexp.model import CharLSTM, configure_cuda, resolve_device
 from charexp.progress import TrainProgress, config_table
 from charexp.references import resolve_reference
 from charexp.sampling import check_primes
@@ -115,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = build_config(resume.state["config"], source="the resume state", fix=STORED_FIX)
     elif cfg is None:
         raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), see python train.py --help")
+    vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
+    corpus, init, device = prepare(cfg, vocab)  # bad data or init_from: one sentence, before anything is printed
     mode, note = choose_mode(cfg.wandb_mode)
     console = Console(stderr=True)
     console.print(config_table(cfg.to_dict(), title="charexp config"))
     if note:
         console.print(note, highlight=False)
-    vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
-    corpus, init, device = prepare(cfg, vocab)
 
     run_id = resume.run_id if resume else new_run_id()
     tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode)
@@ -148,8 +149,7 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
 
     seed_everything(cfg.seed)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        configure_cuda()
     model = CharLSTM.from_config(cfg, len(corpus.vocab))
     if init:
         model.load_state_dict(init.model.state_dict())
@@ -178,7 +178,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
         with TrainProgress(total_steps=trainer.total_steps(), completed=trainer.pos.step, console=console) as bar:
             status = trainer.run(bar)
     except BaseException as err:
-        run_dir.write_summary(summary("diverged" if isinstance(err, TrainingDiverged) else "crashed"))
+        with contextlib.suppress(CharexpError):  # best effort: a full disk must not hide the error that stopped the run
+            run_dir.write_summary(summary("diverged" if isinstance(err, TrainingDiverged) else "crashed"))
         raise
     finally:
         stop.uninstall()

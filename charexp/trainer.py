@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from rich.markup import escape
 
 from charexp.artifacts import ArtifactStore
 from charexp.batching import EncodedSplit, plan_epoch
@@ -94,7 +95,14 @@ class Trainer:
         self.versions = list(state["versions"])
         self.published_step = int(state["published_step"])
 
+    def check_finite_weights(self) -> None:
+        """An optimizer step can make the weights NaN after a finite loss: stop before they are evaluated,
+        sampled or saved (one host sync, at those pauses only)."""
+        if not bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()):
+            raise TrainingDiverged(f"the weights became NaN or infinite by step {self.pos.step}; lower lr (now {self.cfg.lr:g}) or set grad_clip, then start a new run")
+
     def save_state(self) -> None:
+        self.check_finite_weights()
         save_state(self.tracker.run_dir.state_path, self.state_dict())
 
     def steps_in_epoch(self, epoch: int) -> int:
@@ -108,9 +116,10 @@ class Trainer:
     def epoch_progress(self, batches: int) -> float:
         return round(self.pos.epoch + self.pos.batch / max(batches, 1), 4)
 
-    def run_eval(self, epoch: float) -> dict[str, float]:
+    def run_eval(self, epoch: float, progress: TrainProgress) -> dict[str, float]:
         if self.last_eval and self.last_eval[0] == self.pos.step:
             return self.last_eval[1]
+        self.check_finite_weights()
         metrics = self.evaluate(self.model, seeded(self.cfg.seed, self.pos.step, self.device))
         if not math.isfinite(metrics["test/loss"]):
             raise TrainingDiverged(f"test/loss became {metrics['test/loss']} at step {self.pos.step}; lower lr (now {self.cfg.lr:g}) or set grad_clip, then start a new run")
@@ -118,9 +127,12 @@ class Trainer:
         if metrics["test/loss"] < self.best["test/loss"]:
             self.best = {"test/loss": metrics["test/loss"], "epoch": epoch, "step": self.pos.step}
         self.last_eval = (self.pos.step, metrics)
+        progress.print(f"[bold]eval[/bold] step {self.pos.step} (epoch {epoch:g}): test/loss {metrics['test/loss']:.4f} "
+                       f"({metrics['test/bpc']:.4f} bpc), acc_argmax {metrics['test/acc_argmax']:.3f}, acc_sampled {metrics['test/acc_sampled']:.3f}")
         return metrics
 
     def run_samples(self, epoch: float, progress: TrainProgress) -> None:
+        self.check_finite_weights()
         cfg = self.cfg
         primes = list(cfg.sample_chars)
         with self.autocast:
@@ -129,7 +141,7 @@ class Trainer:
         self.tracker.log_samples(self.pos.step, epoch, list(zip(primes, lines)))
         progress.print(f"[dim]samples at step {self.pos.step} (epoch {epoch:g}):[/dim]")
         for line in lines:
-            progress.print(f"  {line}")
+            progress.print(f"  {escape(line)}")  # sampled text may hold [brackets] that rich would read as markup
 
     def publish(self, metrics: dict[str, float], epoch: float, aliases: list[str]) -> None:
         """A checkpoint version in the local store and in the W&B run (once per step, even across a resume)."""
@@ -191,7 +203,7 @@ class Trainer:
                     window_tokens, window_start, paused = 0, now, 0.0
                 pause_start = time.perf_counter()
                 if cfg.eval_every and pos.step % cfg.eval_every == 0:
-                    self.run_eval(epoch)
+                    self.run_eval(epoch, progress)
                 if cfg.sample_every and pos.step % cfg.sample_every == 0:
                     self.run_samples(epoch, progress)
                 # the epoch end below saves anyway, after its eval/samples/version (saving before them would repeat them on resume)
@@ -208,7 +220,7 @@ class Trainer:
                     break
             if out_of_time:
                 break
-            metrics = self.run_eval(float(pos.epoch + 1))
+            metrics = self.run_eval(float(pos.epoch + 1), progress)
             if not (cfg.sample_every and pos.step % cfg.sample_every == 0):
                 self.run_samples(float(pos.epoch + 1), progress)
             self.publish(metrics, float(pos.epoch + 1), [f"epoch-{pos.epoch + 1}"])
@@ -217,7 +229,7 @@ class Trainer:
             self.save_state()
         if self.published_step != pos.step:
             epoch = self.epoch_progress(n_batches)
-            self.publish(self.run_eval(epoch), epoch, [])
+            self.publish(self.run_eval(epoch, progress), epoch, [])
             pos.seconds = time.perf_counter() - started
             self.save_state()
         return "finished"

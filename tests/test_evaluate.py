@@ -89,3 +89,15 @@ def test_unknown_test_characters_are_scored_without_a_crash():
     model = CharLSTM(len(vocab), embed=4, hidden=8, layers=1).to(DEVICE)
     metrics = Evaluator(EncodedSplit(["KIRK: h\u00e9llo \u2603"], vocab, torch.device(DEVICE)))(model, generator())
     assert math.isfinite(metrics["test/loss"])
+
+
+def test_sample_rows_draws_from_the_softmax():
+    from charexp.evaluate import sample_rows
+
+    probs = torch.tensor([0.2, 0.5, 0.0, 0.3])
+    logits = probs.clamp_min(1e-12).log().expand(200_000, 4)
+    drawn = sample_rows(logits, torch.Generator().manual_seed(0))
+    freq = torch.bincount(drawn, minlength=4).double() / drawn.numel()
+    assert torch.allclose(freq, probs.double(), atol=0.005), freq
+    again = sample_rows(logits, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every CUDA check in one go, for a machine with an NVIDIA GPU (run from the repo root):
+#   the test suite with device=cuda, throughput at batch 256 (fp32 and bf16 autocast) and 64,
+#   and a short quality run fp32 vs bf16 to check that the learning signal matches.
+# Results are printed and copied to $OUT (default: gpu-check/).
+set -uo pipefail
+OUT=${OUT:-gpu-check}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())" | tee -a "$OUT/gpu.txt"
+
+XDIST=$($PY -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
+CHAREXP_TEST_DEVICE=cuda CHAREXP_TEST_CUDA_VISIBLE_DEVICES=0 timeout ${TEST_TIMEOUT:-200} \
+  $PY -m pytest -q -p no:cacheprovider $XDIST tests --ignore=tests/faults --ignore=tests/test_bad_input.py 2>&1 | tail -25 | tee "$OUT/tests.txt"
+
+for args in "--batch-size 256" "--batch-size 256 --amp" "--batch-size 64"; do
+  echo "== throughput $args" | tee -a "$OUT/throughput.txt"
+  timeout 120 $PY benchmarks/throughput.py --device cuda $args --windows 5 2>&1 | tail -6 | tee -a "$OUT/throughput.txt"
+done
+for amp in False True; do
+  echo "== quality 1 min, batch 256, amp=$amp" | tee -a "$OUT/quality.txt"
+  timeout 150 $PY benchmarks/quality.py --minutes ${QUALITY_MINUTES:-1} --device cuda batch_size=256 lr=0.004 amp=$amp 2>&1 | tail -6 | tee -a "$OUT/quality.txt"
+done

@@ -1,0 +1,56 @@
+"""Fixtures of the fault suite: the uninterrupted run every faulty run is compared with."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import synthetic_csv_text
+from faults.helpers import FAULT_CONFIG, check_store
+from foundation import isolate_env, only_run_id, run_main, write_config
+
+
+@dataclass(frozen=True)
+class Straight:
+    root: Path
+    run_id: str
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "runs" / self.run_id / "state.pt"
+
+    @property
+    def index(self) -> dict:
+        return json.loads((self.artifacts / "charlstm" / "index.json").read_text())
+
+
+@pytest.fixture(scope="package")
+def straight(tmp_path_factory) -> Straight:
+    """FAULT_CONFIG trained once, start to end, with nothing going wrong (in process, about 3 s)."""
+    root = tmp_path_factory.mktemp("straight")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_env(mp, root)
+        data = root / "tiny.csv"
+        data.write_text(synthetic_csv_text(), encoding="utf-8")
+        code, log = run_main(["--config", str(write_config(root / "fault.yaml", data, **FAULT_CONFIG))])
+        assert code == 0, log
+    run = Straight(root, only_run_id(root / "runs"))
+    check_store(run.artifacts)
+    return run
+
+
+@pytest.fixture
+def fault_config(tmp_path: Path, tiny_csv: Path):
+    """The straight run's config, written into this test's directory (plus overrides)."""
+
+    def make(**overrides) -> Path:
+        return write_config(tmp_path / "fault.yaml", tiny_csv, **{**FAULT_CONFIG, **overrides})
+
+    return make

@@ -1,0 +1,143 @@
+"""Helpers for the fault suite: run train.py with injected faults, and check what a fault left on disk."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from foundation import SUBPROCESS_ENV, assert_same_tensors, read_tensors
+
+HERE = Path(__file__).resolve().parent
+FAULT_PROGRAM = HERE / "train_with_faults.py"  # train.py with inject.py's faults installed first
+
+# The fault runs: TINY (2 epochs x 20 steps), a resume state every 10 steps, samples every 10, evals at
+# epoch ends, train/loss checked every 5 steps; W&B disabled except where a test says otherwise (the
+# W&B side of a kill is covered by test_resume.py), so that the many short runs stay fast.
+FAULT_CONFIG = {"epochs": 2, "eval_every": 0, "sample_every": 10, "checkpoint_every": 10, "log_every": 5, "device": "cpu",
+                "wandb_mode": "disabled"}
+TOTAL_STEPS = 40
+RUN_ID = "faulty01"
+
+
+def fault(target: str, call: int, action: str, when: str = "before", path: str | None = None, from_call: bool = False,
+          seconds: float | None = None) -> dict[str, Any]:
+    """One fault for inject.py (see its docstring)."""
+    spec: dict[str, Any] = {"target": target, "call": call, "action": action, "when": when, "from_call": from_call}
+    if path is not None:
+        spec["path"] = path
+    if seconds is not None:
+        spec["seconds"] = seconds
+    return spec
+
+
+@dataclass
+class Faulty:
+    returncode: int
+    stdout: str
+    stderr: str
+    fired: list[str]  # one line per fault that acted, in order
+
+
+def fault_env(faults: list[dict[str, Any]], log: Path, env: dict | None = None) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if k != "WANDB_RUN_ID"}
+    return {**environ, **SUBPROCESS_ENV, "CHAREXP_FAULTS": json.dumps(faults), "CHAREXP_FAULT_LOG": str(log), **(env or {})}
+
+
+def run_with_faults(args: list[str], cwd: Path, faults: list[dict[str, Any]], env: dict | None = None, timeout: float = 240) -> Faulty:
+    """`python train.py ARGS` in a fresh interpreter, with `faults` installed."""
+    log = cwd / "faults.log"
+    log.unlink(missing_ok=True)
+    out = subprocess.run([sys.executable, str(FAULT_PROGRAM), *args], cwd=cwd, env=fault_env(faults, log, env),
+                         capture_output=True, text=True, timeout=timeout)
+    fired = log.read_text().splitlines() if log.exists() else []
+    return Faulty(out.returncode, out.stdout, out.stderr, fired)
+
+
+# --- what must hold after any fault --------------------------------------------------------------
+
+def check_store(artifacts: Path, name: str = "charlstm") -> dict[str, Any]:
+    """The artifact store is consistent: index.json parses; every version it lists is a whole checkpoint
+    that loads and matches its entry; every alias names a listed version; best-test-loss is the minimum.
+    Returns the index (an empty one when no version was ever recorded)."""
+    from charexp.checkpoint import load_checkpoint
+
+    index_path = artifacts / name / "index.json"
+    if not index_path.exists():
+        return {"aliases": {}, "versions": []}
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    versions = {v["version"]: v for v in index["versions"]}
+    assert len(versions) == len(index["versions"]), "a version number is listed twice"
+    for version, entry in versions.items():
+        assert re.fullmatch(r"v\d+", version)
+        ckpt = load_checkpoint(artifacts / name / version)  # both files there, weights match the config
+        assert sorted(p.name for p in (artifacts / name / version).iterdir()) == ["checkpoint.json", "model.safetensors"]
+        assert ckpt.meta["step"] == entry["step"] and ckpt.meta["test_loss"] == entry["test_loss"]
+        assert math.isfinite(entry["test_loss"]), f"{version} has a non-finite test_loss"
+    for alias, version in index["aliases"].items():
+        assert version in versions, f"alias {alias} points at missing {version}"
+    if versions:
+        assert index["aliases"]["latest"] == max(versions, key=lambda v: int(v[1:]))
+        best = index["aliases"]["best-test-loss"]
+        assert versions[best]["test_loss"] == min(v["test_loss"] for v in versions.values()), "best-test-loss is not the minimum"
+    return index
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Names of temporary files/directories (atomic writes that never finished) directly in `folder`."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) if folder.is_dir() else []
+
+
+def published(index: dict[str, Any]) -> list[tuple[str, int, Any, float, tuple[str, ...]]]:
+    """(version, step, epoch, test_loss, aliases) per version: what must equal the uninterrupted run's."""
+    aliases = {v["version"]: tuple(sorted(a for a, to in index["aliases"].items() if to == v["version"])) for v in index["versions"]}
+    return [(v["version"], v["step"], v["epoch"], v["test_loss"], aliases[v["version"]]) for v in index["versions"]]
+
+
+def assert_same_final_weights(artifacts_a: Path, state_a: Path, artifacts_b: Path, state_b: Path) -> None:
+    """Same tensors in the latest artifact version and in the final resume state (exactly, bit for bit)."""
+    from charexp.artifacts import ArtifactStore
+    from charexp.checkpoint import load_state
+
+    a, b = ArtifactStore(artifacts_a, "charlstm").resolve("latest"), ArtifactStore(artifacts_b, "charlstm").resolve("latest")
+    assert a.meta["step"] == b.meta["step"]
+    assert_same_tensors(read_tensors(a.path / "model.safetensors"), read_tensors(b.path / "model.safetensors"))
+    sa, sb = load_state(state_a), load_state(state_b)
+    assert sa["position"] == {**sb["position"], "seconds": sa["position"]["seconds"]}
+    assert_same_tensors(sa["model"], sb["model"])
+
+
+def assert_one_clear_error(stderr: str, pattern: str) -> str:
+    """No traceback; exactly one 'error: ...' line, the last thing on stderr, matching `pattern`."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr[-3000:]
+    assert re.search(pattern, errors[0]), errors[0]
+    return errors[0]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (relative path -> bytes): to show that nothing was changed, added or removed."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}
+
+
+def writes_are_blocked_by_permissions(tmp: Path) -> bool:
+    """False where chmod does not stop this process from writing (root, CAP_DAC_OVERRIDE): tests then
+    simulate the refusal instead."""
+    probe = tmp / "probe-readonly"
+    probe.mkdir()
+    probe.chmod(0o500)
+    try:
+        (probe / "x").write_text("x")
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o700)
+    return False
