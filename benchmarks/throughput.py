@@ -9,7 +9,7 @@
 Windows of the three are interleaved (a, b, c, a, b, c, ...) so that machine noise hits all of
 them alike; the figures are medians over windows after a warm-up, and the ratios between them.
 
-    python benchmarks/throughput.py [--device cpu|cuda] [--batch-size 64] [--windows 5]
+    python benchmarks/throughput.py [--device cpu|cuda] [--config configs/startrek.yaml] [--batch-size N] [--batch-tokens N]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from charexp.artifacts import ArtifactStore  # noqa: E402
 from charexp.batching import EncodedSplit, plan_epoch  # noqa: E402
-from charexp.config import build_config  # noqa: E402
+from charexp.config import load_config  # noqa: E402
 from charexp.corpus import load_corpus  # noqa: E402
 from charexp.download import resolve_data_path  # noqa: E402
 from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
@@ -149,9 +149,10 @@ class HomeworkLoop:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=200)
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "startrek.yaml"),
+                        help="model and batching come from this config (default: configs/startrek.yaml)")
+    parser.add_argument("--batch-size", type=int, help="override the config's batch_size")
+    parser.add_argument("--batch-tokens", type=int, help="override the config's batch_tokens (0 = no cap)")
     parser.add_argument("--window", type=int, default=0, help="steps per window (default: 60 on CPU, 400 on CUDA)")
     parser.add_argument("--windows", type=int, default=5, help="measured windows per implementation (after one warm-up)")
     parser.add_argument("--data", default="startrek", help="corpus (default: the cached Star Trek CSV)")
@@ -162,12 +163,13 @@ def main() -> None:
     if device.type == "cuda":
         configure_cuda()
     torch.manual_seed(0)
-    cfg = build_config({"data": args.data, "batch_size": args.batch_size, "layers": args.layers, "hidden": args.hidden,
-                        "device": str(device), "amp": args.amp, "split": "line", "seed": 0})
+    overrides = {"batch_size": args.batch_size, "batch_tokens": args.batch_tokens}
+    cfg = load_config(args.config, {k: v for k, v in overrides.items() if v is not None}).updated(
+        {"data": args.data, "device": str(device), "amp": args.amp, "split": "line", "seed": 0})
     corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.seed)
     window = args.window or (400 if device.type == "cuda" else 60)
     lengths = np.array([len(t) + 1 for t in corpus.train])
-    plan = plan_epoch(lengths, cfg.batch_size, cfg.max_len, cfg.seed, 0, torch.device("cpu"))
+    plan = plan_epoch(lengths, cfg.batch_size, cfg.max_len, cfg.seed, 0, torch.device("cpu"), cfg.batch_tokens)
     shapes = [(b.stop - b.start, b.width) for b in plan.batches]
     steps_per_epoch = len(plan.batches)
     eval_fraction = window / steps_per_epoch
@@ -189,7 +191,7 @@ def main() -> None:
     charexp_rates = charexp_windows(cfg, corpus, device, window, args.windows, eval_fraction, between)
     a, b, c = (statistics.median(r) for r in (charexp_rates, bare_rates, homework_rates))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size}, window {window} steps x {len(charexp_rates)}, "
+    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size} (tokens cap {cfg.batch_tokens or 'none'}), {steps_per_epoch} steps/epoch, window {window} steps x {len(charexp_rates)}, "
           f"eval share {eval_fraction:.1%} of the test split per window; torch {torch.__version__}")
     print(f"(a) charexp Trainer   {a:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in charexp_rates)})")
     print(f"(b) bare loop ceiling {b:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in bare_rates)})")

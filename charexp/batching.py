@@ -75,23 +75,39 @@ class EpochPlan:
     batches: list[BatchSlice]
 
 
-def plan_epoch(lengths: np.ndarray, batch_size: int, max_len: int, seed: int, epoch: int, device: torch.device) -> EpochPlan:
+def cut_batches(part: np.ndarray, scored: np.ndarray, batch_size: int, batch_tokens: int) -> list[np.ndarray]:
+    """Cut length-sorted utterances into batches of at most `batch_size` utterances and, when
+    `batch_tokens` > 0, at most that many padded characters (so long utterances share a batch with fewer)."""
+    batches, start = [], 0
+    while start < len(part):
+        stop = min(start + batch_size, len(part))
+        if batch_tokens > 0:  # sorted ascending: the last utterance sets the width
+            fits = np.nonzero((np.arange(start, stop) - start + 1) * scored[part[start:stop]] <= batch_tokens)[0]
+            stop = start + (int(fits[-1]) + 1 if len(fits) else 1)
+        batches.append(part[start:stop])
+        start = stop
+    return batches
+
+
+def plan_epoch(lengths: np.ndarray, batch_size: int, max_len: int, seed: int, epoch: int, device: torch.device,
+               batch_tokens: int = 0) -> EpochPlan:
     """Shuffle, sort by length within pools of POOL_BATCHES batches, cut into batches, shuffle the batches.
 
     Depends only on (seed, epoch), so a resumed run rebuilds the identical plan.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
+    scored_all = np.minimum(lengths - 1, max_len)
     pool = batch_size * POOL_BATCHES
     chunks: list[np.ndarray] = []
     for start in range(0, len(order), pool):
         part = order[start : start + pool]
         part = part[np.argsort(lengths[part], kind="stable")]
-        chunks += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+        chunks += cut_batches(part, scored_all, batch_size, batch_tokens)
     chunks = [chunks[i] for i in rng.permutation(len(chunks))]
     batches, position = [], 0
     for chunk in chunks:
-        scored = np.minimum(lengths[chunk] - 1, max_len)
+        scored = scored_all[chunk]
         batches.append(BatchSlice(position, position + len(chunk), int(scored.max()), int(scored.sum())))
         position += len(chunk)
     ids = torch.from_numpy(np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)).to(device)

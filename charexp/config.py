@@ -31,7 +31,8 @@ class Config(BaseModel):
     embed: int = Field(64, ge=1, le=8192, description="character embedding size")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout between LSTM layers and before the head")
     # optimisation
-    batch_size: int = Field(64, ge=1, le=65536, description="utterances per batch (grouped by similar length)")
+    batch_size: int = Field(64, ge=1, le=65536, description="utterances per batch, at most (grouped by similar length)")
+    batch_tokens: int = Field(0, ge=0, description="also cap a batch at this many padded characters (0 = no cap): long utterances then share a batch with fewer others, short ones fill it up to batch_size")
     max_len: int = Field(256, ge=2, description="training sequences are truncated to this many characters (eval is never truncated)")
     epochs: int = Field(10, ge=1, description="passes over the training split")
     steps_per_epoch: int = Field(0, ge=0, description="cap iterations per epoch (0 = a full pass); for short sweeps and smoke runs")

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from charexp.batching import IGNORE, EncodedSplit, plan_eval
 from charexp.model import CharLSTM
 
-EVAL_TOKENS = 1 << 16  # padded positions per eval batch
+# padded positions per eval batch: cache-sized on a CPU (8k runs 1.5x faster than 64k there), large on a GPU
+EVAL_TOKENS = {"cpu": 1 << 13, "cuda": 1 << 18}
 
 
 def masked_loss_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -33,7 +34,7 @@ def sample_rows(logits: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 class Evaluator:
     def __init__(self, split: EncodedSplit, autocast: contextlib.AbstractContextManager | None = None):
         self.split = split
-        self.plan = plan_eval(split.lengths, EVAL_TOKENS, split.device)
+        self.plan = plan_eval(split.lengths, EVAL_TOKENS.get(split.device.type, 1 << 16), split.device)
         self.chars = split.scored_chars
         self.autocast = autocast or contextlib.nullcontext()
 

@@ -17,7 +17,7 @@ import torch
 from rich.markup import escape
 
 from charexp.artifacts import ArtifactStore
-from charexp.batching import EncodedSplit, plan_epoch
+from charexp.batching import EncodedSplit, EpochPlan, plan_epoch
 from charexp.checkpoint import save_state, write_checkpoint
 from charexp.config import Config
 from charexp.corpus import Corpus
@@ -105,8 +105,12 @@ class Trainer:
         self.check_finite_weights()
         save_state(self.tracker.run_dir.state_path, self.state_dict())
 
+    def plan(self, epoch: int, device: torch.device) -> EpochPlan:
+        cfg = self.cfg
+        return plan_epoch(self.train_split.lengths, cfg.batch_size, cfg.max_len, cfg.seed, epoch, device, cfg.batch_tokens)
+
     def steps_in_epoch(self, epoch: int) -> int:
-        batches = len(plan_epoch(self.train_split.lengths, self.cfg.batch_size, self.cfg.max_len, self.cfg.seed, epoch, torch.device("cpu")).batches)
+        batches = len(self.plan(epoch, torch.device("cpu")).batches)
         return min(batches, self.cfg.steps_per_epoch) if self.cfg.steps_per_epoch else batches
 
     def total_steps(self) -> int:
@@ -180,7 +184,7 @@ class Trainer:
             lr = cfg.lr * cfg.lr_decay**pos.epoch
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            plan = plan_epoch(self.train_split.lengths, cfg.batch_size, cfg.max_len, cfg.seed, pos.epoch, self.device)
+            plan = self.plan(pos.epoch, self.device)
             batches = plan.batches[: cfg.steps_per_epoch or None]
             n_batches = len(batches)
             while pos.batch < len(batches):

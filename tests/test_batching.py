@@ -134,3 +134,17 @@ def test_eval_plan_covers_every_utterance_within_the_token_budget():
         chunk = lens[ids[batch.start : batch.stop]]
         assert batch.width == int(chunk.max()) - 1  # never truncated
         assert batch.width * len(chunk) <= 300 or len(chunk) == 1
+
+
+def test_batch_tokens_caps_padded_characters_and_still_covers_every_utterance():
+    rng = np.random.default_rng(0)
+    lens = rng.integers(2, 300, size=500)
+    plan = plan_epoch(lens, batch_size=64, max_len=256, seed=0, epoch=0, device=torch.device("cpu"), batch_tokens=1024)
+    ids = plan.ids.tolist()
+    assert sorted(ids) == list(range(len(lens)))
+    for batch in plan.batches:
+        size = batch.stop - batch.start
+        assert size <= 64
+        assert size == 1 or size * batch.width <= 1024
+    uncapped = plan_epoch(lens, batch_size=64, max_len=256, seed=0, epoch=0, device=torch.device("cpu"))
+    assert len(plan.batches) > len(uncapped.batches)
