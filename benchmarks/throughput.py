@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -68,9 +69,8 @@ def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fractio
     test = corpus.test[: max(1, int(len(corpus.test) * eval_fraction))]
     corpus = type(corpus)(corpus.train, test, corpus.vocab, corpus.split, corpus.episodes, corpus.source, 0)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = cfg.updated({"runs_dir": f"{tmp}/runs", "artifacts_dir": f"{tmp}/artifacts", "epochs": 1,
-                           "steps_per_epoch": window * (windows + 1), "eval_every": window, "sample_every": 0,
-                           "checkpoint_every": 0, "wandb_mode": "offline"})
+        cfg = cfg.updated({"runs_dir": f"{tmp}/runs", "artifacts_dir": f"{tmp}/artifacts", "epochs": 1000,
+                           "eval_every": window, "sample_every": 0, "checkpoint_every": 0, "wandb_mode": "offline"})
         os.environ["WANDB_DIR"] = tmp
         run_dir = RunDir(cfg.runs_dir, "bench")
         run_dir.create()
@@ -84,6 +84,8 @@ def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fractio
             if state["t"] is not None:  # the first window is the warm-up
                 rates.append((trainer.pos.chars - state["chars"]) / (now - state["t"]))
             between()
+            if len(rates) == windows:
+                trainer.stop.signum = signal.SIGINT  # end the run the way Ctrl-C does
             sync(device)
             state["t"], state["chars"] = time.perf_counter(), trainer.pos.chars
 

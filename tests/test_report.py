@@ -191,8 +191,7 @@ def test_bad_directories_are_one_clear_sentence(tmp_path: Path, run_copy: RunDir
     result = CliRunner().invoke(app, ["report", str(run_copy.path)])
     assert isinstance(result.exception, CharexpError) and "could not write the report into" in str(result.exception)
 
-    charexp = Path(sys.executable).parent / "charexp"
-    proc = subprocess.run([str(charexp), "report", "nope"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "charexp.cli", "report", "nope"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: nope does not exist;") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr + proc.stdout
