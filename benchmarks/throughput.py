@@ -66,11 +66,14 @@ class WindowClock(TrainProgress):
 def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fraction: float, between) -> list[float]:
     """Run the real Trainer; call `between()` (the other implementations' windows) at every window boundary."""
     rates: list[float] = []
-    test = corpus.test[: max(1, int(len(corpus.test) * eval_fraction))]
+    # A window shorter than an epoch gets a proportional slice of the test split evaluated once per window;
+    # a window spanning epoch ends already holds the real per-epoch evals (and samples and versions).
+    short = eval_fraction < 1
+    test = corpus.test[: max(1, int(len(corpus.test) * eval_fraction))] if short else corpus.test
     corpus = type(corpus)(corpus.train, test, corpus.vocab, corpus.split, corpus.episodes, corpus.source, 0)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = cfg.updated({"runs_dir": f"{tmp}/runs", "artifacts_dir": f"{tmp}/artifacts", "epochs": 1000,
-                           "eval_every": window, "sample_every": 0, "checkpoint_every": 0, "wandb_mode": "offline"})
+                           "eval_every": window if short else 0, "sample_every": 0, "checkpoint_every": 0, "wandb_mode": "offline"})
         os.environ["WANDB_DIR"] = tmp
         run_dir = RunDir(cfg.runs_dir, "bench")
         run_dir.create()
@@ -194,7 +197,8 @@ def main() -> None:
     a, b, c = (statistics.median(r) for r in (charexp_rates, bare_rates, homework_rates))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size} (tokens cap {cfg.batch_tokens or 'none'}), {steps_per_epoch} steps/epoch, window {window} steps x {len(charexp_rates)}, "
-          f"eval share {eval_fraction:.1%} of the test split per window; torch {torch.__version__}")
+          + (f"eval share {eval_fraction:.1%} of the test split per window" if eval_fraction < 1
+             else f"{eval_fraction:.1f} epoch ends (eval, samples, version) per window") + f"; torch {torch.__version__}")
     print(f"(a) charexp Trainer   {a:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in charexp_rates)})")
     print(f"(b) bare loop ceiling {b:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in bare_rates)})")
     print(f"(c) homework batch-1  {c:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in homework_rates)})")
