@@ -44,19 +44,24 @@ def synthetic_csv_text(episodes: int = 6, rows_per_episode: int = 4, cells_per_r
     return out.getvalue()
 
 
+def isolate_env(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """cwd, W&B directories and the corpus cache inside `root`; no API key, so W&B is offline."""
+    mp.chdir(root)
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
+        mp.delenv(var, raising=False)
+    mp.setenv("NETRC", str(root / "no-netrc"))
+    mp.setenv("WANDB_DIR", str(root))
+    for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_ARTIFACT_DIR", "wandb-artifacts")):
+        mp.setenv(var, str(root / sub))
+    mp.setenv("CHAREXP_CACHE_DIR", str(root / "cache"))
+    mp.setenv("WANDB_SILENT", "true")
+    mp.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CHAREXP_TEST_CUDA_VISIBLE_DEVICES", ""))
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """cwd, W&B directories and the corpus cache inside tmp_path; no API key, so W&B is offline."""
-    monkeypatch.chdir(tmp_path)
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_ARTIFACT_DIR", "wandb-artifacts")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.setenv("CHAREXP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CHAREXP_TEST_CUDA_VISIBLE_DEVICES", ""))
+    """Every test runs in its own directory with W&B offline and isolated."""
+    isolate_env(monkeypatch, tmp_path)
     return tmp_path
 
 

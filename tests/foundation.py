@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, TINY, synthetic_csv_text
+from conftest import REPO, TINY, isolate_env, synthetic_csv_text
 
 DEVICE = os.environ.get("CHAREXP_TEST_DEVICE", "cpu")
 # The wandb CLI of this interpreter's environment (python -m wandb where no script was installed, as with pip --target).
@@ -33,20 +33,6 @@ REFERENCE_OVERRIDES = {"eval_every": 10}
 REFERENCE_ARGS = ["--lr=0.02"]
 REFERENCE_LR = 0.02
 REFERENCE_STEPS = 40  # 2 epochs x 160 train utterances / batch 8
-
-
-def isolate_env(mp: pytest.MonkeyPatch, root: Path) -> None:
-    """The same isolation as conftest.isolated, for fixtures that outlive one test."""
-    mp.chdir(root)
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
-        mp.delenv(var, raising=False)
-    mp.setenv("NETRC", str(root / "no-netrc"))
-    mp.setenv("WANDB_DIR", str(root))
-    for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_ARTIFACT_DIR", "wandb-artifacts")):
-        mp.setenv(var, str(root / sub))
-    mp.setenv("CHAREXP_CACHE_DIR", str(root / "cache"))
-    mp.setenv("WANDB_SILENT", "true")
-    mp.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CHAREXP_TEST_CUDA_VISIBLE_DEVICES", ""))
 
 
 def write_config(path: Path, data: Path, **overrides: Any) -> Path:

@@ -247,5 +247,5 @@ def test_the_pickle_payloads_do_run_code_when_unpickled(tmp_path):
     pickle.loads(raw_pickle(tmp_path))
     assert (tmp_path / MARKER).exists()
     (tmp_path / MARKER).unlink()
-    torch.load(io.BytesIO(torch_pickle(tmp_path)), weights_only=False)
+    torch.load(io.BytesIO(torch_pickle(tmp_path)), weights_only=False)  # the unsafe load charexp never does: a positive control
     assert (tmp_path / MARKER).exists()
