@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every CUDA check in one go, for a machine with an NVIDIA GPU (run from the repo root):
-#   the test suite with device=cuda, throughput at batch 256 (fp32 and bf16 autocast) and 64,
-#   and a short quality run fp32 vs bf16 to check that the learning signal matches.
+#   the test suite with device=cuda, throughput at batch 256 (fp32 and bf16 autocast) with its
+#   breakdown of the epoch-end pauses, sampling speed, and a short quality run fp32 vs bf16 to check
+#   that the learning signal matches.
 # Results are printed and copied to $OUT (default: gpu-check/).
 set -uo pipefail
 OUT=${OUT:-gpu-check}
@@ -18,8 +19,10 @@ CHAREXP_TEST_DEVICE=cuda CHAREXP_TEST_CUDA_VISIBLE_DEVICES=0 timeout ${TEST_TIME
 # startrek.yaml caps batches at 2304 characters for CPU caches; a GPU wants whole batches of 256
 for args in "--batch-size 256 --batch-tokens 0" "--batch-size 256 --batch-tokens 0 --amp"; do
   echo "== throughput $args" | tee -a "$OUT/throughput.txt"
-  timeout 120 $PY benchmarks/throughput.py --device cuda $args --windows 5 2>&1 | tail -6 | tee -a "$OUT/throughput.txt"
+  timeout 120 $PY benchmarks/throughput.py --device cuda $args --windows 5 2>&1 | tail -7 | tee -a "$OUT/throughput.txt"
 done
+echo "== sampling" | tee -a "$OUT/sampling.txt"
+timeout 60 $PY benchmarks/sampling.py --device cuda 2>&1 | tail -4 | tee -a "$OUT/sampling.txt"
 for amp in False True; do
   echo "== quality 1 min, batch 256, amp=$amp" | tee -a "$OUT/quality.txt"
   timeout 150 $PY benchmarks/quality.py --minutes ${QUALITY_MINUTES:-1} --device cuda batch_size=256 batch_tokens=0 lr=0.004 amp=$amp 2>&1 | tail -6 | tee -a "$OUT/quality.txt"

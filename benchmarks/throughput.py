@@ -8,6 +8,9 @@
 
 Windows of the three are interleaved (a, b, c, a, b, c, ...) so that machine noise hits all of
 them alike; the figures are medians over windows after a warm-up, and the ratios between them.
+(b) cycles through every batch shape of a real epoch, in the epoch's order, so that (a) and (b)
+train on the same mix of widths. A last line splits (a)'s time into the step loop and each kind
+of pause (eval, samples, checkpoint version, resume state, epoch plan), timed between device syncs.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--config configs/startrek.yaml] [--batch-size N] [--batch-tokens N]
 """
@@ -41,7 +44,7 @@ from charexp.progress import TrainProgress  # noqa: E402
 from charexp.rundir import RunDir  # noqa: E402
 from charexp.signals import StopRequest  # noqa: E402
 from charexp.tracker import Tracker  # noqa: E402
-from charexp.trainer import Trainer  # noqa: E402
+from charexp.trainer import Trainer, make_autocast  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -63,9 +66,31 @@ class WindowClock(TrainProgress):
             self.on_window(step)
 
 
-def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fraction: float, between) -> list[float]:
-    """Run the real Trainer; call `between()` (the other implementations' windows) at every window boundary."""
+PAUSES = ("run_eval", "run_samples", "publish", "save_state", "plan")
+
+
+def time_pauses(trainer: Trainer, device: torch.device, spent: dict[str, list[float]]) -> None:
+    """Wrap the trainer's pause methods so that each call's wall time (after the queued steps finish) adds to `spent`."""
+    for name in PAUSES:
+        method = getattr(trainer, name)
+
+        def timed(*args, _method=method, _name=name, **kwargs):
+            sync(device)  # the steps queued before the pause are the step loop's time, not the pause's
+            start = time.perf_counter()
+            result = _method(*args, **kwargs)
+            sync(device)
+            spent[_name].append(time.perf_counter() - start)
+            return result
+
+        setattr(trainer, name, timed)
+
+
+def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fraction: float, between) -> tuple[list[float], list[dict]]:
+    """Run the real Trainer; call `between()` (the other implementations' windows) at every window boundary.
+    Returns chars/s per window and, per window, the seconds and calls of each pause kind plus the window's length."""
     rates: list[float] = []
+    breakdown: list[dict] = []
+    spent: dict[str, list[float]] = {name: [] for name in PAUSES}
     # A window shorter than an epoch gets a proportional slice of the test split evaluated once per window;
     # a window spanning epoch ends already holds the real per-epoch evals (and samples and versions).
     short = eval_fraction < 1
@@ -80,12 +105,17 @@ def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fractio
         tracker = Tracker(cfg.to_dict(), run_dir, resume=False, mode="offline")
         model = CharLSTM.from_config(cfg, len(corpus.vocab)).to(device)
         trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, "bench"), StopRequest())
+        time_pauses(trainer, device, spent)
         state = {"t": None, "chars": 0}
 
         def on_window(step: int) -> None:
             now = time.perf_counter()
             if state["t"] is not None:  # the first window is the warm-up
                 rates.append((trainer.pos.chars - state["chars"]) / (now - state["t"]))
+                breakdown.append({"window": now - state["t"], "chars": trainer.pos.chars - state["chars"],
+                                  **{name: (sum(calls), len(calls)) for name, calls in spent.items()}})
+            for calls in spent.values():
+                calls.clear()
             between()
             if len(rates) == windows:
                 trainer.stop.signum = signal.SIGINT  # end the run the way Ctrl-C does
@@ -95,18 +125,33 @@ def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fractio
         with WindowClock(window, device, on_window) as clock:
             trainer.run(clock)
         tracker.finish()
-    return rates
+    return rates, breakdown
+
+
+def describe_breakdown(breakdown: list[dict]) -> str:
+    """Medians over windows: each pause kind's share of the window and time per call, and the step loop's own rate."""
+    total = statistics.median(w["window"] for w in breakdown)
+    parts = []
+    for name in PAUSES:
+        seconds = statistics.median(w[name][0] for w in breakdown)
+        calls = sum(w[name][1] for w in breakdown)
+        if calls:
+            per_call = sum(w[name][0] for w in breakdown) / calls
+            parts.append(f"{name} {seconds / total:.1%} ({per_call * 1000:.1f} ms/call, {calls / len(breakdown):.1f}/window)")
+    loop = statistics.median(w["chars"] / (w["window"] - sum(w[n][0] for n in PAUSES)) for w in breakdown)
+    return f"(a) time: pauses {', '.join(parts) or 'none'}; step loop alone {loop:,.0f} chars/s"
 
 
 class BareLoop:
-    """Same model, same batch shapes, random ids: forward, loss, backward, clip, Adam. Nothing else."""
+    """Same model, same batch shapes, random ids: forward (under the same autocast), loss, backward, clip, Adam. Nothing else."""
 
     def __init__(self, cfg, vocab_size: int, shapes: list[tuple[int, int]], device: torch.device):
         self.model = CharLSTM.from_config(cfg, vocab_size).to(device)
         fused = device.type == "cuda"
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None, foreach=None if fused else True)
         self.shapes, self.device, self.vocab_size, self.clip, self.i = shapes, device, vocab_size, cfg.grad_clip, 0
-        self.batches = [torch.randint(vocab_size, (b, t + 1), device=device) for b, t in shapes[:64]]
+        self.autocast = make_autocast(device, cfg.amp)
+        self.batches = [torch.randint(vocab_size, (b, t + 1), device=device) for b, t in shapes]
 
     def window(self, steps: int) -> float:
         sync(self.device)
@@ -114,8 +159,9 @@ class BareLoop:
         for _ in range(steps):
             tokens = self.batches[self.i % len(self.batches)]
             self.i += 1
-            logits, _ = self.model(tokens[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), tokens[:, 1:].reshape(-1))
+            with self.autocast:
+                logits, _ = self.model(tokens[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), tokens[:, 1:].reshape(-1))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -193,7 +239,7 @@ def main() -> None:
         bare_rates.append(bare.window(window))
         homework_rates.append(homework.window(max(2.0, 0.25 * window * cfg.batch_size * 70 / max(bare_rates[-1], 1))))
 
-    charexp_rates = charexp_windows(cfg, corpus, device, window, args.windows, eval_fraction, between)
+    charexp_rates, breakdown = charexp_windows(cfg, corpus, device, window, args.windows, eval_fraction, between)
     a, b, c = (statistics.median(r) for r in (charexp_rates, bare_rates, homework_rates))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size} (tokens cap {cfg.batch_tokens or 'none'}), {steps_per_epoch} steps/epoch, window {window} steps x {len(charexp_rates)}, "
@@ -203,6 +249,7 @@ def main() -> None:
     print(f"(b) bare loop ceiling {b:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in bare_rates)})")
     print(f"(c) homework batch-1  {c:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in homework_rates)})")
     print(f"ratios: (a)/(b) = {a / b:.3f}   (a)/(c) = {a / c:.2f}   (b)/(c) = {b / c:.2f}")
+    print(describe_breakdown(breakdown))
 
 
 if __name__ == "__main__":

@@ -63,15 +63,13 @@ def generate(
     done = torch.zeros(len(primes), dtype=torch.bool, device=device)
     for t in range(shortest, max(max_len, width)):
         drawn = pick_next(logits, temperature, top_k, generator)
-        forced = t < prime_lens
-        token = torch.where(forced, prime_ids[:, min(t, width - 1)], drawn)
-        token = torch.where(done, torch.full_like(token, vocab.eol), token)
+        token = torch.where(t < prime_lens, prime_ids[:, t], drawn) if t < width else drawn  # longer primes still being read
+        token = token.masked_fill(done, vocab.eol)
         done |= token == vocab.eol
         out.append(token)
         if (t + 1) % CHECK_DONE_EVERY == 0 and bool(done.all()):
             break
-        logits, state = model(token[:, None], state)
-        logits = logits[:, -1]
+        logits, state = model.step(token, state)
     model.train(was_training)
     rows = torch.stack(out, dim=1).tolist()
     lines = []

@@ -29,6 +29,37 @@ def test_shapes_and_zero_start_state():
     torch.testing.assert_close(torch.cat([first, second], dim=1), logits, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_one_step_equals_the_sequence_path(layers):
+    torch.manual_seed(1)
+    model = CharLSTM(vocab_size=11, embed=5, hidden=7, layers=layers, dropout=0.3).to(DEVICE).eval()
+    tokens = torch.randint(0, 11, (4, 6), device=DEVICE)
+    logits, state = model(tokens[:, :5])
+    expected, (h, c) = model(tokens[:, 5:], state)
+    stepped, (h_step, c_step) = model.step(tokens[:, 5], state)
+    torch.testing.assert_close(stepped, expected[:, 0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h_step, h, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c_step, c, rtol=1e-5, atol=1e-6)
+
+
+def test_step_follows_loaded_and_moved_weights_and_adds_no_state_dict_keys():
+    torch.manual_seed(2)
+    model = CharLSTM(vocab_size=11, embed=5, hidden=7, layers=2).eval()
+    keys = set(model.state_dict())
+    zeros = (torch.zeros(2, 3, 7), torch.zeros(2, 3, 7))
+    token = torch.tensor([1, 4, 9])
+    model.step(token, zeros)  # builds the cells once
+    assert set(model.state_dict()) == keys and not any("cell" in name for name, _ in model.named_parameters())
+    other = CharLSTM(vocab_size=11, embed=5, hidden=7, layers=2).eval()
+    model.load_state_dict(other.state_dict())
+    torch.testing.assert_close(model.step(token, zeros)[0], other.step(token, zeros)[0])
+    model.lstm.weight_hh_l1 = torch.nn.Parameter(torch.zeros(28, 7))  # a replaced Parameter is picked up too
+    torch.testing.assert_close(model.step(token, zeros)[0], model(token[:, None], zeros)[0][:, 0])
+    model.to(DEVICE)
+    state = tuple(t.to(DEVICE) for t in zeros)
+    torch.testing.assert_close(model.step(token.to(DEVICE), state)[0], model(token[:, None].to(DEVICE), state)[0][:, 0])
+
+
 def test_from_config_uses_the_architecture_keys():
     cfg = Config(layers=2, hidden=24, embed=6, dropout=0.1)
     model = CharLSTM.from_config(cfg, vocab_size=30)
