@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-from charexp.atomic import atomic_write_text
+from charexp.atomic import atomic_write_text, make_temp_dir
 from charexp.errors import CharexpError, disk_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -62,12 +62,24 @@ class ArtifactStore:
         return index
 
     def _clean_orphans(self, index: dict[str, Any]) -> None:
-        """Under the lock: remove version directories and temp dirs that no index entry names (left by a kill)."""
+        """Under the lock: remove version directories that no index entry names, and temporary checkpoint
+        directories and index files (all left by a kill: every writer holds the lock until it renames)."""
         known = {v["version"] for v in index["versions"]}
         for child in self.dir.iterdir():
             orphan_version = re.fullmatch(r"v\d+", child.name) and child.name not in known
             if child.is_dir() and (orphan_version or child.name.endswith(".tmp")):
                 shutil.rmtree(child, ignore_errors=True)
+            elif child.name.startswith(f".{INDEX}.") and child.name.endswith(".tmp"):
+                child.unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        """Before training: make the collection's directory and a temporary directory in it (what every
+        publish does first), so that an unwritable store fails now rather than at the first epoch end."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            make_temp_dir(self.dir, "write-check").rmdir()
+        except OSError as err:
+            raise disk_error(err, "a checkpoint", self.dir) from None
 
     def add(self, write: Callable[[Path], None], meta: dict[str, Any], aliases: list[str]) -> Version:
         """Write a new version with `write(dest)`, then record it. `best-test-loss` is decided here, under

@@ -79,7 +79,11 @@ class RunDir:
         return rows
 
     def truncate_after(self, step: int) -> None:
-        """Drop rows logged after `step` (a resumed run repeats them from its saved state)."""
+        """Drop rows logged after `step` (a resumed run repeats them from its saved state), and the
+        temporary files of atomic writes that a kill interrupted (one process owns a run directory)."""
+        for leftover in self.path.glob(".*.tmp"):
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
         with self._writing("the run history"):
             if self.history_path.exists():
                 kept = [json.dumps(r) + "\n" for r in self.history() if r.get("step", 0) <= step]

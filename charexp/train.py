@@ -8,7 +8,6 @@ import random
 import secrets
 import string
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,10 +100,12 @@ def seed_everything(seed: int) -> None:
 
 
 def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None, torch.device]:
-    """Everything that can reject the config, done before any run, file or W&B record exists."""
+    """Everything that can reject the config, done before any run, file or W&B record exists (only the
+    artifact store's directory is made, to prove that checkpoints can be written there)."""
     device = resolve_device(cfg.device)
     corpus, init = build(cfg, vocab)
     check_primes(list(cfg.sample_chars), corpus.vocab)
+    ArtifactStore(cfg.artifacts_dir, cfg.artifact_name).check_writable()  # now, not after the first epoch
     return corpus, init, device
 
 

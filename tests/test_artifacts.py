@@ -114,6 +114,25 @@ def test_orphans_of_a_killed_writer_are_cleaned_and_never_listed(tmp_path):
     assert not (store.dir / ".v1.abc.tmp").exists()
 
 
+def test_a_stale_index_temp_file_is_removed_by_the_next_writer(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts", "charlstm")
+    add(store, 2.0)
+    (store.dir / ".index.json.k1ll3d.tmp").write_text("{half")  # index.json's next content when the process died
+    add(store, 1.5)
+    assert sorted(p.name for p in store.dir.iterdir()) == [".lock", "index.json", "v0", "v1"]
+
+
+def test_check_writable_refuses_a_store_that_cannot_hold_a_checkpoint_and_leaves_nothing(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts", "charlstm")
+    store.check_writable()
+    assert store.dir.is_dir() and list(store.dir.iterdir()) == []  # its probe directory is gone
+    (tmp_path / "blocked").write_text("a file where the store's root should be\n")
+    with pytest.raises(CharexpError) as err:
+        ArtifactStore(tmp_path / "blocked", "charlstm").check_writable()
+    assert "could not write a checkpoint to" in str(err.value) and "Not a directory" in str(err.value)
+    assert (tmp_path / "blocked").read_text() == "a file where the store's root should be\n"
+
+
 @pytest.mark.parametrize("name", ["../x", "..", "a/b", "/abs", "", ".hidden", "x y"])
 def test_names_that_could_escape_the_store_are_refused(tmp_path, name):
     with pytest.raises(CharexpError):
