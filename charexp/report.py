@@ -17,7 +17,7 @@ from typing import Any
 from charexp.artifacts import ArtifactStore
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
-from charexp.report_plots import LN2, bpc_axis, mark_epochs, new_figure, nothing_yet, save, series, smooth
+from charexp.report_plots import LN2, finish_figure, new_figure, series, smooth
 from charexp.rundir import RunDir
 from charexp.summary_view import fmt
 
@@ -123,12 +123,7 @@ def plot_train_loss(data: RunData, path: Path) -> Path:
         ax.plot(xs, ys, color="tab:blue", alpha=0.35 if noisy else 1.0, linewidth=1, label="train/loss")
         if noisy:
             ax.plot(xs, smooth(ys, weight=1 - 40 / len(xs)), color="tab:blue", linewidth=1.8, label="smoothed")
-        ax.legend(loc="best")
-        bpc_axis(ax)
-        mark_epochs(ax, data.history)
-    else:
-        nothing_yet(ax, "train/loss")
-    return save(fig, path)
+    return finish_figure(fig, ax, path, bool(xs), "train/loss", data.history, bpc=True)
 
 
 def plot_test_loss(data: RunData, path: Path) -> Path:
@@ -140,12 +135,7 @@ def plot_test_loss(data: RunData, path: Path) -> Path:
         if best and isinstance(best.get("step"), (int, float)):
             ax.plot([best["step"]], [best["test/loss"]], marker="*", markersize=14, color="tab:red", linestyle="none",
                     label=f"best {best['test/loss']:.4f} ({best['test/loss'] / LN2:.3f} bpc)")
-        ax.legend(loc="best")
-        bpc_axis(ax)
-        mark_epochs(ax, data.history)
-    else:
-        nothing_yet(ax, "test/loss")
-    return save(fig, path)
+    return finish_figure(fig, ax, path, bool(xs), "test/loss", data.history, bpc=True)
 
 
 def plot_accuracy(data: RunData, path: Path) -> Path:
@@ -156,12 +146,8 @@ def plot_accuracy(data: RunData, path: Path) -> Path:
         if xs:
             ax.plot(xs, ys, marker="o", markersize=4, color=color, label=f"{label} ({key})")
             drawn = True
-    if drawn:
-        ax.legend(loc="best")
-        mark_epochs(ax, data.history)
-    else:
-        nothing_yet(ax, "test accuracy")
-    return save(fig, path)
+    return finish_figure(fig, ax, path, drawn, "test accuracy", data.history, bpc=False)
+
 
 
 # --- markdown ---------------------------------------------------------------------------------

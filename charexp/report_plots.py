@@ -84,6 +84,18 @@ def bpc_axis(ax: Any) -> None:
     ax.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda bits: bits * LN2)).set_ylabel("bits per char")
 
 
+def finish_figure(fig: Any, ax: Any, path: Path, drawn: bool, what: str, rows: Sequence[dict[str, Any]], bpc: bool) -> Path:
+    """Legend, a bits-per-char axis (for losses) and epoch marks when something was drawn, else a note; then save."""
+    if drawn:
+        ax.legend(loc="best")
+        if bpc:
+            bpc_axis(ax)
+        mark_epochs(ax, rows)
+    else:
+        nothing_yet(ax, what)
+    return save(fig, path)
+
+
 def smooth(ys: list[float], weight: float = 0.9) -> list[float]:
     """Debiased exponential moving average, as in TensorBoard/W&B's smoothing slider."""
     out, avg = [], 0.0

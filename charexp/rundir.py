@@ -78,7 +78,7 @@ class RunDir:
                 rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1], "text": match["text"]})
         return rows
 
-    def truncate_after(self, step: int) -> None:
+    def rewind_to(self, step: int) -> None:
         """Drop rows logged after `step` (a resumed run repeats them from its saved state), and the
         temporary files of atomic writes that a kill interrupted (one process owns a run directory)."""
         for leftover in self.path.glob(".*.tmp"):

@@ -145,7 +145,7 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     run_dir.create()
     run_dir.write_config(cfg.to_dict())
     if resume:
-        run_dir.truncate_after(int(resume.state["position"]["step"]))
+        run_dir.rewind_to(int(resume.state["position"]["step"]))
     console.print(corpus.describe())
 
     seed_everything(cfg.seed)

@@ -65,11 +65,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def tiny_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.csv"
+def write_tiny_csv(folder: Path) -> Path:
+    """The default synthetic corpus as folder/tiny.csv."""
+    path = folder / "tiny.csv"
     path.write_text(synthetic_csv_text(), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def tiny_csv(tmp_path: Path) -> Path:
+    return write_tiny_csv(tmp_path)
 
 
 @pytest.fixture

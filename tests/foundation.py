@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, TINY, isolate_env, synthetic_csv_text
+from conftest import REPO, TINY, isolate_env, write_tiny_csv
 
 DEVICE = os.environ.get("CHAREXP_TEST_DEVICE", "cpu")
 # The wandb CLI of this interpreter's environment (python -m wandb where no script was installed, as with pip --target).
@@ -123,8 +123,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
         root = tmp_path_factory.mktemp("reference-run")
         with pytest.MonkeyPatch.context() as mp:
             isolate_env(mp, root)
-            data = root / "tiny.csv"
-            data.write_text(synthetic_csv_text(), encoding="utf-8")
+            data = write_tiny_csv(root)
             config = write_config(root / "tiny.yaml", data, lr=0.01, **REFERENCE_OVERRIDES)
             code, stderr = run_main(["--config", str(config), *REFERENCE_ARGS])
             assert code == 0, stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, TINY, synthetic_csv_text
+from conftest import REPO, TINY, write_tiny_csv
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
@@ -39,7 +39,7 @@ def train_runs(root: Path, variants: list[dict]) -> list[str]:
         mp.setenv("WANDB_DIR", str(root))
         mp.setenv("WANDB_SILENT", "true")
         mp.setenv("CHAREXP_CACHE_DIR", str(root / "cache"))
-        (root / "tiny.csv").write_text(synthetic_csv_text(), encoding="utf-8")
+        write_tiny_csv(root)
         from charexp.train import main
 
         for i, overrides in enumerate(variants):

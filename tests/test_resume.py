@@ -20,7 +20,7 @@ from charexp.checkpoint import load_state, save_state
 from charexp.errors import CharexpError
 from charexp.rundir import RunDir
 from charexp.wandb_files import find_run_files, read_run
-from conftest import REPO, synthetic_csv_text
+from conftest import REPO, synthetic_csv_text, write_tiny_csv
 from foundation import (SUBPROCESS_ENV, assert_same_tensors, isolate_env, leet_records, read_tensors, reference,  # noqa: F401
                         run_main, wait_for, without_timing, write_config)
 
@@ -72,8 +72,7 @@ def resumed(tmp_path_factory) -> Resumed:
     root = tmp_path_factory.mktemp("resume")
     with pytest.MonkeyPatch.context() as mp:
         isolate_env(mp, root)
-        data = root / "tiny.csv"
-        data.write_text(synthetic_csv_text(), encoding="utf-8")
+        data = write_tiny_csv(root)
         config = write_config(root / "resume.yaml", data, **RESUME_CONFIG)
 
         code, log = run_main(["--config", str(config), "--runs_dir=straight/runs", "--artifacts_dir=straight/artifacts"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic_csv_text
+from conftest import write_tiny_csv
 from faults.helpers import FAULT_CONFIG, check_store
 from foundation import isolate_env, only_run_id, run_main, write_config
 
@@ -37,8 +37,7 @@ def straight(tmp_path_factory) -> Straight:
     root = tmp_path_factory.mktemp("straight")
     with pytest.MonkeyPatch.context() as mp:
         isolate_env(mp, root)
-        data = root / "tiny.csv"
-        data.write_text(synthetic_csv_text(), encoding="utf-8")
+        data = write_tiny_csv(root)
         code, log = run_main(["--config", str(write_config(root / "fault.yaml", data, **FAULT_CONFIG))])
         assert code == 0, log
     run = Straight(root, only_run_id(root / "runs"))
