@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from charexp.rundir import list_runs  # noqa: E402
-from charexp.train import main as train_main  # noqa: E402
+from charexp.tracking.rundir import list_runs  # noqa: E402
+from charexp.train.main import main as train_main  # noqa: E402
 
 ANCHORS_BPC = {"tuned bucketed loop": 1.705, "homework batch-1 loop": 1.779, "pytorch/examples word_language_model": 1.791}
 

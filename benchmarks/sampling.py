@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from charexp.config import load_config  # noqa: E402
-from charexp.corpus import Vocab  # noqa: E402
+from charexp.data.corpus import Vocab  # noqa: E402
 from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
 from charexp.sampling import generate  # noqa: E402
 

@@ -28,9 +28,9 @@ def wall(cmd: list[str], cwd: Path) -> float:
 def make_checkpoint(tmp: Path) -> Path:
     """A real 2x200 checkpoint written by charexp itself (untrained weights: sampling cost is the same)."""
     sys.path.insert(0, str(ROOT))
-    from charexp.checkpoint import write_checkpoint
+    from charexp.store.checkpoint import write_checkpoint
     from charexp.config import build_config
-    from charexp.corpus import Vocab
+    from charexp.data.corpus import Vocab
     from charexp.model import CharLSTM
 
     cfg = build_config({})

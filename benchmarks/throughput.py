@@ -34,17 +34,17 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from charexp.artifacts import ArtifactStore  # noqa: E402
-from charexp.batching import EncodedSplit, plan_epoch  # noqa: E402
+from charexp.store.artifacts import ArtifactStore  # noqa: E402
+from charexp.data.batching import EncodedSplit, plan_epoch  # noqa: E402
 from charexp.config import load_config  # noqa: E402
-from charexp.corpus import load_corpus  # noqa: E402
-from charexp.download import resolve_data_path  # noqa: E402
+from charexp.data.corpus import load_corpus  # noqa: E402
+from charexp.data.download import resolve_data_path  # noqa: E402
 from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
-from charexp.progress import TrainProgress  # noqa: E402
-from charexp.rundir import RunDir  # noqa: E402
-from charexp.signals import StopRequest  # noqa: E402
-from charexp.tracker import Tracker  # noqa: E402
-from charexp.trainer import Trainer, make_autocast  # noqa: E402
+from charexp.train.progress import TrainProgress  # noqa: E402
+from charexp.tracking.rundir import RunDir  # noqa: E402
+from charexp.train.signals import StopRequest  # noqa: E402
+from charexp.tracking.tracker import Tracker  # noqa: E402
+from charexp.train.trainer import Trainer, make_autocast  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -11,8 +11,8 @@ from typing import Optional
 import typer
 
 from charexp.errors import CharexpError, fail
-from charexp.report_command import app as report_app
-from charexp.sweep_command import app as sweep_app
+from charexp.report.command import app as report_app
+from charexp.sweep.command import app as sweep_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="charexp: character-level LSTM experiments tracked in W&B. Training and sampling are "
@@ -32,7 +32,7 @@ def data_download(
     """Fetch the Star Trek transcript corpus, verify its sha256 and store it atomically in the cache."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-    from charexp.download import STARTREK, download
+    from charexp.data.download import STARTREK, download
 
     with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), transient=True) as bar:
         task = bar.add_task(f"downloading {STARTREK.filename}", total=STARTREK.size)

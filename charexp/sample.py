@@ -49,9 +49,9 @@ def sample(
 
     import torch
 
-    from charexp.checkpoint import load_checkpoint
+    from charexp.store.checkpoint import load_checkpoint
     from charexp.model import resolve_device
-    from charexp.references import resolve_reference
+    from charexp.store.references import resolve_reference
     from charexp.sampling import generate
 
     path = checkpoint or resolve_reference(artifact, artifacts_dir, artifact_name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from charexp.corpus import Vocab
+from charexp.data.corpus import Vocab
 from charexp.errors import CharexpError
 from charexp.model import CharLSTM
 

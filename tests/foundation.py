@@ -69,8 +69,8 @@ def torch_threads(n: int = THREADS):
 
 
 def run_main(args: list[str]) -> tuple[int, str]:
-    """charexp.train.main in process; (exit code, what it wrote to stderr)."""
-    from charexp.train import main
+    """charexp.train.main.main in process; (exit code, what it wrote to stderr)."""
+    from charexp.train.main import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), torch_threads():
@@ -94,13 +94,13 @@ class ReferenceRun:
 
     @property
     def run_dir(self):
-        from charexp.rundir import RunDir
+        from charexp.tracking.rundir import RunDir
 
         return RunDir(self.root / "runs", self.run_id)
 
     @property
     def wandb_file(self) -> Path:
-        from charexp.wandb_files import find_run_files
+        from charexp.tracking.wandb_files import find_run_files
 
         files = find_run_files(self.root / "wandb", self.run_id)
         assert len(files) == 1, files

@@ -56,7 +56,7 @@ def test_unknown_key_without_a_near_match_lists_the_valid_keys(tmp_path):
 
 
 def test_unknown_command_line_key_names_the_nearest_valid_one():
-    from charexp.cli_args import parse_train_args
+    from charexp.train.args import parse_train_args
 
     with pytest.raises(CharexpError, match=r"'--hiden'.*'--hidden'"):
         parse_train_args(["--hiden=3"])
@@ -143,8 +143,8 @@ def test_bad_sweep_value_is_refused_before_anything_starts(tmp_path, tiny_config
 
 
 def test_sweep_value_reaches_the_run_and_its_wandb_config(tmp_path, tiny_config, monkeypatch):
-    from charexp.rundir import RunDir
-    from charexp.wandb_files import find_run_files, read_run
+    from charexp.tracking.rundir import RunDir
+    from charexp.tracking.wandb_files import find_run_files, read_run
 
     monkeypatch.setenv("WANDB_SWEEP_PARAM_PATH", str(sweep_file(tmp_path, {"lr": 0.005, "hidden": 24})))
     code, _ = run_main(["--config", str(tiny_config(epochs=1, steps_per_epoch=2, sample_every=0, checkpoint_every=0)), "--lr=0.02"])
@@ -178,7 +178,7 @@ def test_bad_config_on_the_command_line_is_one_line_and_exit_2(tmp_path, tiny_co
 # --- the resolved config is printed and logged ---------------------------------------------------
 
 def test_resolved_config_is_printed_stored_and_logged(reference):
-    from charexp.wandb_files import read_run
+    from charexp.tracking.wandb_files import read_run
 
     stored = reference.run_dir.read_config()
     assert sorted(stored) == sorted(KEYS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from charexp.corpus import UNK, Vocab
+from charexp.data.corpus import UNK, Vocab
 from charexp.errors import CharexpError
 from charexp.model import CharLSTM
 from charexp.sampling import generate

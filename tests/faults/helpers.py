@@ -66,7 +66,7 @@ def check_store(artifacts: Path, name: str = "charlstm") -> dict[str, Any]:
     """The artifact store is consistent: index.json parses; every version it lists is a whole checkpoint
     that loads and matches its entry; every alias names a listed version; best-test-loss is the minimum.
     Returns the index (an empty one when no version was ever recorded)."""
-    from charexp.checkpoint import load_checkpoint
+    from charexp.store.checkpoint import load_checkpoint
 
     index_path = artifacts / name / "index.json"
     if not index_path.exists():
@@ -102,8 +102,8 @@ def published(index: dict[str, Any]) -> list[tuple[str, int, Any, float, tuple[s
 
 def assert_same_final_weights(artifacts_a: Path, state_a: Path, artifacts_b: Path, state_b: Path) -> None:
     """Same tensors in the latest artifact version and in the final resume state (exactly, bit for bit)."""
-    from charexp.artifacts import ArtifactStore
-    from charexp.checkpoint import load_state
+    from charexp.store.artifacts import ArtifactStore
+    from charexp.store.checkpoint import load_state
 
     a, b = ArtifactStore(artifacts_a, "charlstm").resolve("latest"), ArtifactStore(artifacts_b, "charlstm").resolve("latest")
     assert a.meta["step"] == b.meta["step"]

@@ -3,7 +3,7 @@
 Imported only by tests/faults/train_with_faults.py (a test program that then runs charexp's train.py
 unchanged); nothing in charexp knows about it. $CHAREXP_FAULTS holds a JSON list of faults:
 
-    {"target": "charexp.trainer:Trainer.train_step",  # module:attribute path, patched in place
+    {"target": "charexp.train.trainer:Trainer.train_step",  # module:attribute path, patched in place
      "call": 15,                 # the 1-based call (of the calls that match `path`) at which to act
      "from_call": false,         # act at that call and every later one (a disk that stays full)
      "when": "before",           # act before the real call, or "after" it returned
@@ -102,8 +102,8 @@ def install(fault: dict[str, Any]) -> None:
 
 def install_from_env() -> None:
     # Import the whole program first: a module-level function is then patched only where it is looked up
-    # in its own module (charexp.evaluate's masked_loss_sum for the evaluator), not where another module
+    # in its own module (charexp.train.evaluate's masked_loss_sum for the evaluator), not where another module
     # bound the name with `from ... import` (the trainer's copy stays the real one).
-    importlib.import_module("charexp.train")
+    importlib.import_module("charexp.train.main")
     for fault in json.loads(os.environ.get("CHAREXP_FAULTS") or "[]"):
         install(fault)

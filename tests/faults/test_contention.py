@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from charexp.rundir import RunDir
+from charexp.tracking.rundir import RunDir
 from faults.helpers import FAULT_PROGRAM, check_store, fault, fault_env
 
 LRS = [0.02, 0.005, 0.001]

@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from charexp.checkpoint import load_checkpoint, load_state
-from charexp.rundir import RunDir
+from charexp.store.checkpoint import load_checkpoint, load_state
+from charexp.tracking.rundir import RunDir
 from faults.helpers import (RUN_ID, assert_one_clear_error, assert_same_final_weights, check_store, fault, leftovers, published,
                             run_with_faults, snapshot, writes_are_blocked_by_permissions)
 from foundation import assert_same_tensors, read_tensors, run_main

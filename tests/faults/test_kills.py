@@ -14,8 +14,8 @@ from typing import Callable
 
 import pytest
 
-from charexp.checkpoint import load_state
-from charexp.rundir import RunDir
+from charexp.store.checkpoint import load_state
+from charexp.tracking.rundir import RunDir
 from faults.helpers import (RUN_ID, TOTAL_STEPS, assert_same_final_weights, check_store, fault, leftovers, published,
                             run_with_faults)
 from foundation import run_main
@@ -56,7 +56,7 @@ KILL_POINTS = [
     # between backward() and optimizer.step() of step 15
     KillPoint("mid-step", fault("torch.nn.utils:clip_grad_norm_", 15, "kill"), state_step=10, versions=0),
     # inside the epoch-2 evaluation, after its first batch was scored
-    KillPoint("mid-eval", fault("charexp.evaluate:masked_loss_sum", 2, "kill", when="after"), state_step=30, versions=1),
+    KillPoint("mid-eval", fault("charexp.train.evaluate:masked_loss_sum", 2, "kill", when="after"), state_step=30, versions=1),
     # epoch 1's model.safetensors half written
     KillPoint("mid-checkpoint-write", fault("safetensors.torch:save_file", 1, "truncate_kill", when="after"), state_step=10,
               versions=0, left=dir_with_half_weights),
@@ -99,7 +99,7 @@ def test_sigkill_then_resume_ends_identical_to_an_uninterrupted_run(point, strai
 
 def test_a_repeated_publish_is_the_same_version_only_when_run_step_and_bytes_match(tmp_path):
     """What makes a resumed run's repeat of a finished publish harmless, and nothing else collapse into one version."""
-    from charexp.artifacts import ArtifactStore
+    from charexp.store.artifacts import ArtifactStore
 
     def writer(weights: bytes):
         def write(dest: Path) -> None:

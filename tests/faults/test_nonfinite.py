@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from charexp.checkpoint import load_state
-from charexp.rundir import RunDir
+from charexp.store.checkpoint import load_state
+from charexp.tracking.rundir import RunDir
 from faults.helpers import RUN_ID, assert_one_clear_error, check_store, fault, published, run_with_faults
 
 
@@ -26,7 +26,7 @@ def test_nan_stops_the_run_and_never_becomes_latest_or_best(after_step, message,
     shutil.copytree(straight.artifacts, tmp_path / "artifacts")  # another run's finished versions
     before = published(straight.index)
     run = RunDir(tmp_path / "runs", RUN_ID)
-    out = run_with_faults(["--config", str(fault_config())], tmp_path, [fault("charexp.trainer:Trainer.train_step", after_step, "nan_weights", when="after")],
+    out = run_with_faults(["--config", str(fault_config())], tmp_path, [fault("charexp.train.trainer:Trainer.train_step", after_step, "nan_weights", when="after")],
                           env={"WANDB_RUN_ID": RUN_ID})
     assert out.returncode == 1, out.stderr[-3000:]
     assert_one_clear_error(out.stderr, message)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import signal
 
-from charexp.checkpoint import load_state
-from charexp.rundir import RunDir
-from charexp.wandb_files import find_run_files, read_run
+from charexp.store.checkpoint import load_state
+from charexp.tracking.rundir import RunDir
+from charexp.tracking.wandb_files import find_run_files, read_run
 from faults.helpers import (RUN_ID, assert_same_final_weights, check_store, fault, leftovers, published, run_with_faults)
 from foundation import run_main
 
-STEP = "charexp.trainer:Trainer.train_step"
+STEP = "charexp.train.trainer:Trainer.train_step"
 
 
 def test_sigterm_saves_state_marks_the_wandb_run_preempting_and_resumes_exactly(straight, fault_config, tmp_path):

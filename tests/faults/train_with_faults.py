@@ -4,7 +4,7 @@ import inject
 
 inject.install_from_env()
 
-from charexp.train import cli  # noqa: E402
+from charexp.train.main import cli  # noqa: E402
 
 if __name__ == "__main__":
     cli()

@@ -1,0 +1,1 @@
+"""Corpus: reading, splitting, the vocabulary, download, batching."""

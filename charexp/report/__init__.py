@@ -1,0 +1,1 @@
+"""`charexp report`: run and sweep reports, and their plots."""

@@ -1,0 +1,229 @@
+"""`charexp report SWEEP_DIR`: every run's report plus a comparison of the runs of one sweep.
+
+A sweep directory (written by `charexp sweep`) holds sweep.yaml and state.json:
+{"sweep_id", "project", "method", "metric": {"name", "goal"}, "config", "created", "finished",
+ "runs": [{"run_id", "params", "state", "exit_code", "metric", "summary", "run_dir", "log", ...}]}.
+This module writes SWEEP_DIR/report/: <run_id>/ (the single-run report), test_loss_all.png,
+final_test_loss_vs_<param>.png for each swept parameter, and runs.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from charexp.atomic import atomic_write_text
+from charexp.errors import CharexpError
+from charexp.report.run import RunData, is_run_dir, load_run, write_report
+from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, series, use_log_x
+from charexp.summary_view import fmt, metric_sort_key, param_text, swept_keys
+
+DONE_STATES = ("finished",)
+LEGEND_RUNS = 8  # runs named on a comparison figure; more would hide the curves
+
+
+@dataclass
+class SweepRun:
+    entry: dict[str, Any]  # the run's record in state.json
+    data: RunData | None  # its run directory, when it could be found
+
+    @property
+    def run_id(self) -> str:
+        return str(self.entry.get("run_id"))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.entry.get("params") or {}
+
+    @property
+    def state(self) -> str:
+        return str(self.entry.get("state") or (self.data.state if self.data else "unknown"))
+
+    @property
+    def final_test_loss(self) -> float | None:
+        if self.data and self.data.final_test_loss is not None:
+            return self.data.final_test_loss
+        loss = (self.entry.get("summary") or {}).get("test/loss")
+        return _number(loss.get("min") if isinstance(loss, dict) else loss)
+
+    @property
+    def best_test_loss(self) -> float | None:
+        best = self.data.best if self.data else None
+        return best["test/loss"] if best else _number((self.entry.get("summary") or {}).get("best_test_loss"))
+
+
+def is_sweep_dir(path: Path) -> bool:
+    return (path / "state.json").is_file()
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    state_path = path / "state.json"
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CharexpError(f"{state_path} could not be read as JSON ({err.__class__.__name__}); the sweep runner may still be writing it, try again") from None
+    if not isinstance(state, dict) or not isinstance(state.get("runs"), list):
+        raise CharexpError(f"{state_path} has no list of runs, so {path} is not a sweep directory written by charexp sweep")
+    return state
+
+
+def locate_run(entry: dict[str, Any], sweep_dir: Path, launched_from: str = "") -> Path | None:
+    """The run's directory. Its run_dir is relative to where the sweep was launched: the state's cwd
+    when recorded, else usually this cwd or the sweep directory's grandparent (sweep-runs/<id>/);
+    without a run_dir, try runs/<run_id> (or the swept runs_dir)."""
+    run_id = str(entry.get("run_id"))
+    names = [entry.get("run_dir"), str(Path((entry.get("params") or {}).get("runs_dir") or "runs") / run_id)]
+    bases = [Path(launched_from)] if launched_from else []
+    bases += [Path.cwd(), sweep_dir.parent.parent, sweep_dir.parent, sweep_dir]
+    for name in filter(None, names):
+        for base in bases[:1] if Path(name).is_absolute() else bases:
+            if is_run_dir(base / name):  # an absolute name ignores the base
+                return base / name
+    return None
+
+
+def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepRun]]:
+    state = read_state(path)
+    runs = []
+    for entry in state["runs"]:
+        if isinstance(entry, dict) and entry.get("run_id"):
+            where = locate_run(entry, path, str(state.get("cwd") or ""))
+            runs.append(SweepRun(entry, load_run(where) if where else None))
+    return state, runs
+
+
+def metric_of(run: SweepRun, name: str, goal: str) -> float | None:
+    """The sweep's metric for a run: the runner's value, else the best logged value of that key."""
+    value = _number(run.entry.get("metric"))
+    if value is None and run.data:
+        _, ys = series(run.data.history, name)
+        value = (max(ys) if goal == "maximize" else min(ys)) if ys else None
+    return value
+
+
+# --- figures ----------------------------------------------------------------------------------
+def plot_test_loss_all(runs: list[SweepRun], params: list[str], path: Path) -> Path:
+    """Every run's test/loss curve; the best LEGEND_RUNS in colour and named, the others in grey."""
+    curves = [(run, *series(run.data.history, "test/loss")) for run in runs if run.data]
+    curves = sorted((c for c in curves if c[1]), key=lambda c: min(c[2]))
+    more = len(curves) > LEGEND_RUNS
+    fig, ax = new_figure(f"test loss of every run{f' (the best {LEGEND_RUNS} in colour)' if more else ''}", "step", "test/loss (nats per char)")
+    for rank, (run, xs, ys) in enumerate(curves):
+        if rank < LEGEND_RUNS:
+            label = " ".join(f"{p}={param_text(run.params.get(p))}" for p in params)
+            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, zorder=3, label=f"{run.run_id} {label}"[:60])
+        else:
+            ax.plot(xs, ys, marker="o", markersize=2, linewidth=0.8, color="0.7", zorder=2,
+                    label=f"{len(curves) - LEGEND_RUNS} other runs" if rank == LEGEND_RUNS else None)
+    if curves:
+        ax.legend(fontsize=7, loc="best")
+        bpc_axis(ax)
+    else:
+        nothing_yet(ax, "test/loss")
+    return save(fig, path)
+
+
+def plot_param(name: str, runs: list[SweepRun], path: Path) -> Path:
+    """Final test loss of each run against one swept parameter: numeric (log x for lr or > 1 decade) or categorical."""
+    fig, ax = new_figure(f"final test loss against {name}", name, "final test/loss (nats per char)")
+    runs = [run for run in runs if name in run.params and run.final_test_loss is not None]
+    if not runs:
+        nothing_yet(ax, "final test/loss")
+        return save(fig, path)
+    values = [run.params[name] for run in runs]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        xs = [float(v) for v in values]
+        if use_log_x(name, xs):
+            ax.set_xscale("log")
+    else:
+        labels = sorted({str(v) for v in values})
+        xs = [float(labels.index(str(v))) for v in values]
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+    for done, marker, label, colour in ((True, "o", "finished", "tab:blue"), (False, "x", "stopped early / failed", "tab:red")):
+        chosen = [(x, run.final_test_loss) for x, run in zip(xs, runs) if (run.state in DONE_STATES) == done]
+        if chosen:
+            ax.scatter(*zip(*chosen), marker=marker, s=40, label=label, color=colour)
+    if len(runs) <= LEGEND_RUNS:  # name the points while the names stay legible
+        for x, run in zip(xs, runs):
+            ax.annotate(run.run_id, (x, run.final_test_loss), xytext=(4, 4), textcoords="offset points", fontsize=7, color="0.35")
+    ax.legend(loc="best", fontsize=8)
+    bpc_axis(ax)
+    return save(fig, path)
+
+
+# --- markdown ---------------------------------------------------------------------------------
+def runs_markdown(state: dict[str, Any], runs: list[SweepRun], params: list[str], figures: list[str], sweep_dir: Path) -> str:
+    metric = state.get("metric") or {}
+    name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
+    ranked = sorted(runs, key=lambda r: metric_sort_key(metric_of(r, name, goal), goal))
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.state] = counts.get(run.state, 0) + 1
+    lines = [f"# Sweep {state.get('sweep_id')}", "",
+             f"Project {state.get('project', '-')}, method {state.get('method', '-')}, {goal} {name}. "
+             f"Created {state.get('created') or '-'}; {_finished(state.get('finished'))}. "
+             f"{len(runs)} runs: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none") + ".", ""]
+    if ranked and metric_of(ranked[0], name, goal) is not None:
+        best = ranked[0]
+        lines += [f"Best: run **{best.run_id}** with {name} = {fmt(metric_of(best, name, goal))}"
+                  + (f" ({', '.join(f'{p}={param_text(best.params.get(p))}' for p in params)})" if params else "") + ".", ""]
+    lines += ["| # | run | state | " + " | ".join(params + [f"{name} ({goal})", "best test/loss (bpc)", "final test/loss", "exit", "report"]) + " |",
+              "|---" * (9 + len(params) - 1) + "|"]
+    for rank, run in enumerate(ranked, start=1):
+        best = run.best_test_loss
+        cells = [str(rank), run.run_id, run.state, *(param_text(run.params.get(p)) for p in params), fmt(metric_of(run, name, goal)),
+                 f"{fmt(best)} ({fmt(best / LN2, 3)})" if best is not None else "-", fmt(run.final_test_loss), fmt(run.entry.get("exit_code")),
+                 f"[summary]({_slug(run.run_id)}/summary.md)" if run.data else _log_link(run, sweep_dir)]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", "## Figures", "", *(f"![{f[:-4]}]({f})" for f in figures), ""]
+    return "\n".join(lines)
+
+
+def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict[str, Any], list[SweepRun]]:
+    """Write SWEEP_DIR/report/ and return it, with the state and runs it was built from.
+    `progress(done, total)` is called after each run's report."""
+    path = Path(path)
+    state, runs = load_sweep(path)
+    out = path / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for done, run in enumerate(runs, start=1):
+        if run.data:
+            write_report(run.data, out / _slug(run.run_id))
+        if progress:
+            progress(done, len(runs))
+    params = swept_keys(state)
+    figures = [plot_test_loss_all(runs, params, out / "test_loss_all.png").name]
+    for name in params:
+        figures.append(plot_param(name, runs, out / f"final_test_loss_vs_{_slug(name)}.png").name)
+    atomic_write_text(out / "runs.md", runs_markdown(state, runs, params, figures, path))
+    return out, state, runs
+
+
+def _finished(value: Any) -> str:
+    """state.json's `finished`: a time, or true/false."""
+    if value is True:
+        return "finished"
+    if not value:
+        return "not finished"
+    return f"finished {value}"
+
+
+def _log_link(run: SweepRun, sweep_dir: Path) -> str:
+    """For a run without a run directory: its log (relative to the sweep directory), when there is one."""
+    log = str(run.entry.get("log") or "")
+    if log and not Path(log).is_absolute() and (sweep_dir / log).is_file():
+        return f"no run directory; [log](../{log})"
+    return "no run directory"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "param"

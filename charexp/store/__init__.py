@@ -1,0 +1,1 @@
+"""Checkpoints, the local artifact store, and artifact references."""

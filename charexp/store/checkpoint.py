@@ -1,0 +1,142 @@
+"""Checkpoints (a directory: model.safetensors + checkpoint.json) and resume states (state.pt).
+
+Nothing here unpickles: weights load through safetensors, resume states through
+`torch.load(weights_only=True)`. Every write goes to a temporary name and is renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charexp.atomic import atomic_write_bytes, fsync_dir, make_temp_dir
+from charexp.config import Config, build_config
+from charexp.data.corpus import Vocab
+from charexp.errors import CharexpError, disk_error
+from charexp.model import CharLSTM
+
+WEIGHTS = "model.safetensors"
+META = "checkpoint.json"
+FORMAT = "charexp-checkpoint/1"
+
+
+@dataclass
+class Checkpoint:
+    model: CharLSTM
+    config: Config
+    vocab: Vocab
+    meta: dict[str, Any]
+    path: Path
+
+
+def write_checkpoint(dest: Path, model: CharLSTM, config: Config, vocab: Vocab, meta: dict[str, Any]) -> Path:
+    """Write a checkpoint directory at `dest`, which must not exist yet; appears complete or not at all."""
+    from safetensors.torch import save_file
+
+    payload = {
+        "format": FORMAT,
+        **meta,
+        "config": config.to_dict(),
+        "vocab": list(vocab.chars),
+        "charexp_version": _version(),
+        "torch_version": torch.__version__,
+    }
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(dest.parent, dest.name)
+        try:
+            state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+            save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+            (tmp / META).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            for name in (WEIGHTS, META):
+                with open(tmp / name, "rb") as f:
+                    os.fsync(f.fileno())
+            os.rename(tmp, dest)
+            fsync_dir(dest.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except OSError as err:
+        raise disk_error(err, "a checkpoint", dest.parent) from None
+    return dest
+
+
+def _version() -> str:
+    from charexp import __version__
+
+    return __version__
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    meta_path = Path(path) / META
+    if not meta_path.is_file():
+        raise CharexpError(f"{path} is not a charexp checkpoint (no {META}); pass a checkpoint directory or an artifact reference such as best-test-loss")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CharexpError(f"{meta_path} is corrupt (not valid JSON); pick another checkpoint version") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("vocab"), list):
+        raise CharexpError(f"{meta_path} is not a {FORMAT} file; pick another checkpoint version")
+    vocab = meta["vocab"]
+    if not isinstance(meta.get("config"), dict) or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
+        raise CharexpError(f"{meta_path} is damaged (its config or vocabulary is malformed); pick another checkpoint version")
+    return meta
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """Load and check a checkpoint directory. A corrupt, truncated or mismatched one is a CharexpError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_dir():
+        kind = "a file" if path.exists() else "missing"
+        raise CharexpError(f"checkpoint {path} is {kind}; a checkpoint is a directory holding {WEIGHTS} and {META}")
+    meta = read_meta(path)
+    config = build_config(meta["config"], source=str(path / META), fix="the checkpoint is inconsistent, pick another checkpoint version")
+    vocab = Vocab(tuple(meta["vocab"]))
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise CharexpError(f"checkpoint {path} has no {WEIGHTS}; pick another checkpoint version")
+    try:
+        state = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CharexpError(f"{weights} is not a readable safetensors file ({str(err).splitlines()[0][:80]}); it may be truncated or not a charexp checkpoint") from None
+    model = CharLSTM.from_config(config, len(vocab))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        raise CharexpError(
+            f"the weights in {weights} do not match the architecture in its config "
+            f"(layers={config.layers}, hidden={config.hidden}, embed={config.embed}, vocab={len(vocab)}); the checkpoint is inconsistent"
+        ) from None
+    return Checkpoint(model.to(device), config, vocab, meta, path)
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Resume state (model, optimizer, RNG, position) as one atomically replaced file."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        atomic_write_bytes(Path(path), buffer.getvalue())
+    except OSError as err:
+        raise disk_error(err, "the resume state", Path(path).parent) from None
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only refuses pickled code; any failure means "unusable"
+        raise CharexpError(f"resume state {path} cannot be read safely ({type(err).__name__}); start a new run instead") from None
+    if not isinstance(state, dict) or state.get("format") != "charexp-state/1":
+        raise CharexpError(f"{path} is not a charexp resume state; start a new run instead")
+    return state

@@ -1,0 +1,1 @@
+"""Offline sweeps on W&B's engine: spec, engine, launch, watch, state, outcome, table, command."""

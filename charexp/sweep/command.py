@@ -1,0 +1,95 @@
+"""`charexp sweep`: run a W&B sweep YAML offline with W&B's own engine, or resume one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from charexp.errors import CharexpError
+
+app = typer.Typer()
+
+EXIT_CODES = {"finished": 0, "failing": 1, "interrupted": 130}
+
+
+@app.command("sweep")
+def sweep(
+    config: Optional[Path] = typer.Argument(None, metavar="SWEEP.yaml", help="a W&B sweep YAML, e.g. sweeps/lr.yaml (run from the directory its program path is relative to)"),
+    count: Optional[int] = typer.Option(None, "--count", help="stop after this many runs in the sweep (like wandb agent --count)"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="runs in parallel; default: one per GPU, else 1 (CPU threads are shared out)"),
+    project: Optional[str] = typer.Option(None, "--project", help="W&B project the runs join; default: the YAML's project, else 'charexp'"),
+    parent: Path = typer.Option(Path("sweep-runs"), "--dir", help="where the sweep directory <sweep_id>/ goes"),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="continue a sweep whose runner was stopped or killed"),
+) -> None:
+    """Run a sweep offline: W&B's engine proposes (grid, random, bayes; hyperband stops), each run
+    starts exactly as `wandb agent` would start it, and metrics come from the runs' own W&B files.
+
+    Online, the same YAML runs with: wandb sweep SWEEP.yaml && wandb agent ENTITY/PROJECT/SWEEP_ID
+    """
+    if (config is None) == (resume is None):
+        raise CharexpError("give either a sweep YAML (charexp sweep sweeps/lr.yaml) or --resume SWEEP_DIR, not both or neither")
+    if workers is not None and workers < 1:
+        raise CharexpError(f"--workers must be at least 1 (got {workers})")
+    if count is not None and count < 1:
+        raise CharexpError(f"--count must be at least 1 (got {count})")
+    outcome = run_sweep(config, resume, count=count, workers=workers, project=project, parent=parent)
+    raise typer.Exit(EXIT_CODES[outcome])
+
+
+def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = None, workers: int | None = None,
+              project: str | None = None, parent: Path = Path("sweep-runs")) -> str:
+    """Create (or reload) the sweep directory, run the sweep, print the table; returns the outcome."""
+    import sys
+
+    from rich.console import Console
+
+    from charexp.atomic import atomic_write_text
+    from charexp.sweep.launch import visible_gpus, wandb_root
+    from charexp.sweep.runner import SweepRunner
+    from charexp.sweep.spec import load_sweep_spec, read_sweep_yaml, spec_from_config
+    from charexp.sweep.state import SWEEP_YAML, SweepState, load_state, new_id, now_iso, save_state, to_plain
+    from charexp.sweep.table import print_report
+    from charexp.wandb_env import has_api_key
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if resume is not None:
+        sweep_dir = resume
+        state = load_state(sweep_dir)
+        if project and project != state.project:
+            raise CharexpError(f"sweep {state.sweep_id} runs in project {state.project!r}; resume it without --project")
+        text, loaded = read_sweep_yaml(sweep_dir / SWEEP_YAML)
+        spec = spec_from_config(text, loaded, str(sweep_dir / SWEEP_YAML), state.project, Path(state.cwd))
+        state.workers = workers or state.workers
+        state.count = count if count is not None else state.count
+        if state.finished:
+            console.print(f"sweep {state.sweep_id} already finished", highlight=False)
+            print_report(state, console, sweep_dir)
+            return "finished"
+    else:
+        spec = load_sweep_spec(config, project)  # refuses bad input before anything is written
+        gpus = visible_gpus()
+        sweep_id = new_id()
+        sweep_dir = parent / sweep_id
+        sweep_dir.mkdir(parents=True, exist_ok=False)
+        atomic_write_text(sweep_dir / SWEEP_YAML, spec.text)
+        state = SweepState(sweep_id=sweep_id, project=spec.project, method=spec.method,
+                           metric={"name": spec.metric_name, "goal": spec.goal}, config=to_plain(spec.config),
+                           created=now_iso(), source=str(config), cwd=str(Path.cwd().absolute()),
+                           wandb_dir=str(wandb_root()), count=count, workers=workers or max(1, len(gpus)))
+        save_state(sweep_dir, state)
+    offline = not has_api_key()
+    caps = [f"{n} {v}" for n, v in (("count", state.count), ("run_cap", spec.run_cap), ("target", spec.target)) if v is not None]
+    console.print(f"sweep [bold]{state.sweep_id}[/bold] ({'resumed' if resume else 'new'}): {spec.method} over "
+                  f"{', '.join(spec.params)}; {state.workers} worker(s); project {state.project}; "
+                  f"W&B {'offline (no API key; upload later with wandb sync)' if offline else 'as configured (API key found)'}"
+                  f"{'; ' + ', '.join(caps) if caps else ''}\n  directory {sweep_dir}  (resume with: charexp sweep --resume {sweep_dir})",
+                  highlight=False)
+    if spec.method != "grid" and not caps:
+        console.print(f"  {spec.method} search has no end of its own: stop it with Ctrl-C, or set --count / run_cap", highlight=False)
+    outcome = SweepRunner(spec, state, sweep_dir, console, offline).run()
+    print_report(state, console, sweep_dir)
+    if outcome == "interrupted":
+        console.print(f"interrupted: continue with  charexp sweep --resume {sweep_dir}", highlight=False)
+    return outcome

@@ -1,0 +1,328 @@
+"""The offline sweep controller: propose with W&B's engine, launch, watch, stop early, requeue.
+
+One loop, ticking every TICK_S: collect exits, read new metrics from the runs' own W&B files,
+apply hyperband (`sweeps.stop_runs`) and the metric's target, and fill free workers with
+requeued runs first, then `sweeps.next_run` proposals. Every change is written to state.json
+before it takes effect, so a runner killed at any point resumes without losing or repeating a run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from charexp.tracking.rundir import RunDir
+from charexp.sweep.engine import propose, runs_to_stop
+from charexp.sweep.launch import (build_launch, find_run_process, is_alive, log_tail, process_start_time, resource_env,
+                                  start, visible_gpus, wandb_files_dir)
+from charexp.sweep.outcome import settle
+from charexp.sweep.spec import SweepSpec
+from charexp.sweep.state import TERMINAL, RunRecord, SweepState, best_value, now_iso, save_state, select_summary
+from charexp.sweep.watch import RunWatcher
+
+TICK_S = 0.1  # process exits are checked this often: the only per-run latency the runner adds
+POLL_S = 0.5  # the runs' W&B files are read this often (a stat per file when nothing changed)
+STAGGER_S = 1.0  # runs start at least this far apart, so their startup (imports, data loading) does not collide
+SAVE_EVERY_S = 2.0  # metric updates are saved at most this often (state changes are saved at once)
+KILL_AFTER_S = 120.0  # a stopped run that ignores SIGTERM this long gets SIGKILL
+EXIT_RECORD_WAIT_S = 3.0  # an adopted run's exit record can land just after its process is gone
+
+
+@dataclass
+class Active:
+    rec: RunRecord
+    proc: subprocess.Popen | None  # None: a run adopted from a runner that was killed
+    launched: float = -STAGGER_S
+    stop_sent: float | None = None
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM to the runner: continue it on --resume
+
+
+class SweepRunner:
+    def __init__(self, spec: SweepSpec, state: SweepState, sweep_dir: Path, console: Console, offline: bool):
+        self.spec, self.state, self.dir, self.console, self.offline = spec, state, sweep_dir, console, offline
+        self.cwd = Path(state.cwd)
+        self.root = Path(state.wandb_dir)
+        self.gpus = visible_gpus()
+        self.active: dict[str, Active] = {}
+        self.watchers: dict[str, RunWatcher] = {}
+        self.exhausted = False
+        self.target_hit: str | None = None
+        self.failing = False
+        self.failed_in_row = self.failed = self.finished = 0
+        self.level = 0  # 1 Ctrl-C: no new runs; 2: stop the runs (they save state); 3: kill them
+        self._handled_level = 0
+        self._saved_at = 0.0
+        self._dirty = False
+        self.max_failures = int(os.environ.get("WANDB_AGENT_MAX_INITIAL_FAILURES", "5"))
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}", highlight=False)
+
+    def save(self, force: bool = True) -> None:
+        if force or (self._dirty and time.monotonic() - self._saved_at >= SAVE_EVERY_S):
+            save_state(self.dir, self.state)
+            self._saved_at, self._dirty = time.monotonic(), False
+
+    def watcher(self, run_id: str) -> RunWatcher:
+        if run_id not in self.watchers:
+            self.watchers[run_id] = RunWatcher(wandb_files_dir(self.root), run_id)
+        return self.watchers[run_id]
+
+    def refresh(self, rec: RunRecord) -> bool:
+        """Read the run's new W&B records into its metric and summary."""
+        watcher = self.watcher(rec.run_id)
+        if not watcher.poll():
+            return False
+        summary = watcher.summary()
+        rec.summary = select_summary(summary)
+        name = self.spec.metric_name
+        if name:
+            values = [row[name] for row in watcher.metric_rows(name)] + ([summary[name]] if name in summary else [])
+            rec.metric = best_value(values, self.spec.goal)
+        self._dirty = True
+        return True
+
+    # --- deciding what runs next -------------------------------------------------------------------
+    def may_propose(self) -> bool:
+        total = len(self.state.runs)
+        capped = any(cap is not None and total >= cap for cap in (self.state.count, self.spec.run_cap))
+        return not (self.exhausted or self.target_hit or self.failing or capped)
+
+    def waiting(self) -> list[RunRecord]:
+        """Runs to (re)launch with their own id before any new proposal: requeued, or recorded but not started."""
+        return [r for r in self.state.runs if r.run_id not in self.active and (r.state == "pending" or (r.state == "preempted" and r.requeue))]
+
+    def propose(self) -> RunRecord | None:
+        rec = propose(self.spec, self.state, self.watchers)
+        if rec is not None:
+            self.state.runs.append(rec)
+            self.save()  # recorded before its process exists: a runner killed now relaunches it, never loses it
+        return rec
+
+    def free_slot(self) -> int | None:
+        if len(self.active) >= self.state.workers:
+            return None
+        used = {a.rec.worker for a in self.active.values()}
+        return min(set(range(self.state.workers)) - used, default=None)
+
+    def fill_slots(self) -> None:
+        while not self.starting() and (slot := self.free_slot()) is not None:
+            waiting = self.waiting()
+            rec = waiting[0] if waiting else (self.propose() if self.may_propose() else None)
+            if rec is None:
+                if self.may_propose():
+                    self.exhausted = True
+                    self.say(f"{self.spec.method} search space exhausted; waiting for the last runs")
+                return
+            self.launch(rec, slot)
+
+    def starting(self) -> bool:
+        """A run started less than STAGGER_S ago is still running: let it get going first."""
+        return any(time.monotonic() - a.launched < STAGGER_S for a in self.active.values())
+
+    # --- processes ---------------------------------------------------------------------------------
+    def launch(self, rec: RunRecord, slot: int) -> None:
+        launch = build_launch(command=self.spec.command, program=self.spec.program, params=rec.params,
+                              sweep_id=self.state.sweep_id, run_id=rec.run_id, project=self.state.project,
+                              entity=self.spec.entity, offline=self.offline, root=self.root,
+                              extra_env=resource_env(slot, self.state.workers, self.gpus))
+        again = rec.launches > 0
+        try:
+            proc = start(launch, self.cwd, self.dir / rec.log, f"run {rec.run_id} of sweep {self.state.sweep_id}, launch {rec.launches + 1}")
+        except OSError as err:
+            rec.state, rec.ended, rec.requeue = "failed", now_iso(), False
+            self.save()
+            self.say(f"[red]run {rec.run_id} could not start[/red]: {err}")
+            self.note_failure(rec)
+            return
+        rec.state, rec.pid, rec.pid_start, rec.worker = "running", proc.pid, process_start_time(proc.pid), slot
+        rec.launches, rec.requeue, rec.exit_code, rec.ended = rec.launches + 1, False, None, None
+        rec.started = rec.started or now_iso()
+        self.active[rec.run_id] = Active(rec, proc, launched=time.monotonic())
+        self.save()
+        params = " ".join(f"{k}={v}" for k, v in rec.params.items())
+        verb = "relaunched (resumes from its saved state if it has one)" if again else f"started ({len(self.state.runs)}{self.total_hint()})"
+        self.say(f"run [bold]{rec.run_id}[/bold] {verb}: {params}  [dim]log {self.dir / rec.log}[/dim]")
+
+    def total_hint(self) -> str:
+        caps = [c for c in (self.state.count, self.spec.run_cap) if c is not None]
+        return f"/{min(caps)}" if caps else ""
+
+    def adopt(self, rec: RunRecord) -> None:
+        self.active[rec.run_id] = Active(rec, None)
+        self.say(f"run [bold]{rec.run_id}[/bold] is still running (pid {rec.pid}); following it")
+
+    def signal_run(self, act: Active, sig: int) -> None:
+        try:
+            if act.proc is not None:
+                act.proc.send_signal(sig)
+            elif is_alive(act.rec.pid, act.rec.pid_start):
+                os.kill(act.rec.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def exit_from_files(self, rec: RunRecord, wait: bool) -> int | None:
+        deadline = time.monotonic() + (EXIT_RECORD_WAIT_S if wait else 0)
+        while True:
+            self.refresh(rec)
+            code = self.watcher(rec.run_id).exit_code()
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            time.sleep(0.25)
+
+    def reap(self) -> bool:
+        """Settle every run whose process has ended; True if any did."""
+        ended = False
+        for run_id, act in list(self.active.items()):
+            if act.proc is not None:
+                code = act.proc.poll()
+                if code is None:
+                    continue
+                self.refresh(act.rec)
+            elif is_alive(act.rec.pid, act.rec.pid_start):
+                continue
+            else:
+                code = self.exit_from_files(act.rec, wait=True)
+            del self.active[run_id]
+            self.classify(act.rec, code, interrupted=act.interrupted)
+            ended = True
+        return ended
+
+    def classify(self, rec: RunRecord, code: int | None, interrupted: bool = False) -> None:
+        """A run's process is gone: record how it ended, and requeue or count it."""
+        note = settle(rec, code, interrupted=interrupted, finished_locally=code is None and self.finished_locally(rec),
+                      metric=self.metric_text(rec))
+        if rec.state == "failed":
+            note += f"; {log_tail(self.dir / rec.log)}"
+        elif rec.state == "finished":
+            self.failed_in_row, self.finished = 0, self.finished + 1
+        self.save()
+        self.say(f"run [bold]{rec.run_id}[/bold] {note}")
+        if rec.state == "failed":
+            self.note_failure(rec)
+
+    def finished_locally(self, rec: RunRecord) -> bool:
+        """charexp's train.py records completion in runs/<id>/summary.json before W&B's exit record."""
+        return self.spec.is_charexp and RunDir(self.cwd / "runs", rec.run_id).read_summary().get("state") == "finished"
+
+    def note_failure(self, rec: RunRecord) -> None:
+        """Like `wandb agent`: give up once the first runs all fail (WANDB_AGENT_MAX_INITIAL_FAILURES)."""
+        self.failed += 1
+        self.failed_in_row += 1
+        if self.failed_in_row >= self.max_failures and self.failed >= self.finished and not self.failing:
+            self.failing = True
+            self.say(f"[red]{self.failed_in_row} runs failed in a row; no new runs[/red] (see {self.dir / rec.log})")
+
+    def metric_text(self, rec: RunRecord) -> str:
+        name = self.spec.metric_name
+        return f"{name} {rec.metric:.4f}" if name and rec.metric is not None else f"{name or 'no metric'} -"
+
+    # --- early termination, target, interrupts -----------------------------------------------------
+    def early_terminate(self) -> None:
+        if not self.active:
+            return
+        for run_id, why in runs_to_stop(self.spec, self.state, self.watchers):
+            act = self.active.get(run_id)
+            if act is None or act.rec.stop_requested:
+                continue
+            act.rec.stop_requested, act.stop_sent = True, time.monotonic()
+            self.save()
+            self.signal_run(act, signal.SIGTERM)
+            self.say(f"run [bold]{run_id}[/bold] stopped by hyperband (SIGTERM): {why}")
+
+    def check_target(self) -> None:
+        target, name = self.spec.target, self.spec.metric_name
+        if target is None or self.target_hit:
+            return
+        for rec in self.state.runs:
+            if rec.metric is not None and (rec.metric >= target if self.spec.goal == "maximize" else rec.metric <= target):
+                self.target_hit = rec.run_id
+                self.say(f"run {rec.run_id} reached the target {name} {target:g}; no new runs")
+                return
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        self.level = max(self.level + 1, 2 if signum == signal.SIGTERM else 1)
+
+    def handle_interrupts(self) -> None:
+        if self.level == self._handled_level:
+            return
+        self._handled_level = self.level
+        if self.level == 1:
+            self.say(f"Ctrl-C: no new runs; waiting for {len(self.active)} running run(s) to end. Ctrl-C again stops them "
+                     f"(they save their state and continue on charexp sweep --resume {self.dir})")
+        elif self.level == 2:
+            self.say(f"stopping {len(self.active)} running run(s) (SIGTERM: they save their state); once more kills them")
+            for act in self.active.values():
+                act.interrupted = True
+                self.signal_run(act, signal.SIGTERM)
+        else:
+            for act in self.active.values():
+                self.signal_run(act, signal.SIGKILL)
+                act.rec.state, act.rec.requeue, act.rec.pid = "preempted", True, None
+            self.active.clear()
+            self.save()
+            self.say("killed the running runs; they restart from their last saved state on --resume")
+
+    def enforce_stop_deadline(self) -> None:
+        for act in self.active.values():
+            if act.stop_sent is not None and time.monotonic() - act.stop_sent > KILL_AFTER_S:
+                self.signal_run(act, signal.SIGKILL)
+                act.stop_sent = None
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """On --resume: follow runs that outlived the old runner, settle the ones that ended, queue the rest."""
+        for rec in self.state.runs:
+            if rec.state in TERMINAL or (rec.state == "preempted" and not rec.requeue):
+                self.refresh(rec)  # their histories feed hyperband and bayes
+                continue
+            if rec.state == "pending" and (pid := find_run_process(self.state.sweep_id, rec.run_id)):
+                rec.state, rec.pid, rec.pid_start = "running", pid, process_start_time(pid)
+            if rec.state == "running" and is_alive(rec.pid, rec.pid_start):
+                self.refresh(rec)
+                self.adopt(rec)
+            elif rec.state == "running" or (rec.state == "pending" and self.watcher(rec.run_id).poll()):
+                self.classify(rec, self.exit_from_files(rec, wait=False))  # gone while the runner was away
+        self.save()
+
+    def done(self) -> bool:
+        if self.active or self.level >= 3:
+            return not self.active
+        return self.level > 0 or self.failing or not (self.waiting() or self.may_propose())
+
+    def run(self) -> str:
+        """Run the sweep to its end; returns 'finished', 'interrupted' or 'failing'."""
+        self.recover()
+        previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        polled = 0.0
+        try:
+            while True:
+                self.handle_interrupts()
+                changed = False
+                if time.monotonic() - polled >= POLL_S:
+                    changed, polled = any([self.refresh(a.rec) for a in list(self.active.values())]), time.monotonic()
+                if self.reap() or changed:
+                    self.check_target()
+                    self.early_terminate()
+                self.enforce_stop_deadline()
+                if self.level == 0 and not self.failing:
+                    self.fill_slots()
+                if self.done():
+                    break
+                self.save(force=False)
+                time.sleep(TICK_S)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        outcome = "interrupted" if self.level else ("failing" if self.failing else "finished")
+        self.state.finished = outcome == "finished"
+        self.save()
+        return outcome

@@ -1,0 +1,201 @@
+"""`python train.py`: resolve the config, build data and model, run the loop, track and store it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import secrets
+import string
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from charexp.store.artifacts import ArtifactStore
+from charexp.store.checkpoint import Checkpoint, load_checkpoint, load_state
+from charexp.train.args import parse_train_args
+from charexp.config import Config, build_config, load_config
+from charexp.data.corpus import Corpus, Vocab, load_corpus
+from charexp.data.download import resolve_data_path
+from charexp.errors import CharexpError, TrainingDiverged, run_cli
+from charexp.model import CharLSTM, configure_cuda, resolve_device
+from charexp.train.progress import TrainProgress, config_table
+from charexp.store.references import resolve_reference
+from charexp.sampling import check_primes
+from charexp.tracking.rundir import RunDir, list_runs
+from charexp.train.signals import StopRequest
+from charexp.summary_view import run_summary_table
+from charexp.tracking.tracker import Tracker, choose_mode
+from charexp.train.trainer import Trainer
+
+ARCHITECTURE = ("layers", "hidden", "embed")
+STORED_FIX = "the saved state is damaged, start a new run"
+
+
+def new_run_id() -> str:
+    """W&B-style 8-character id; a sweep agent's WANDB_RUN_ID wins."""
+    return os.environ.get("WANDB_RUN_ID") or "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+@dataclass
+class Resume:
+    run_id: str
+    state: dict
+
+
+def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume | None:
+    """The saved state to continue from: --resume ID / last, or a requeued sweep run's own state."""
+    if resume is None:
+        run_id = os.environ.get("WANDB_RUN_ID")
+        run = RunDir(runs_dir, run_id) if run_id else None
+        if not (run and run.state_path.exists() and run.read_summary().get("state") != "finished"):
+            return None
+    elif resume == "last":
+        candidates = [r for r in list_runs(runs_dir) if r.state_path.exists()]
+        if not candidates:
+            raise CharexpError(f"no run under {runs_dir}/ has a saved state to resume; start one with python train.py --config ...")
+        run = max(candidates, key=lambda r: r.state_path.stat().st_mtime)
+    else:
+        run = RunDir(runs_dir, resume)
+        if not run.state_path.exists():
+            known = ", ".join(r.run_id for r in list_runs(runs_dir) if r.state_path.exists()) or "none"
+            raise CharexpError(f"run '{resume}' has no saved state under {runs_dir}/; runs that can be resumed: {known}")
+    if run.read_summary().get("state") == "finished":
+        raise CharexpError(f"run '{run.run_id}' already finished; start a new run (use init_from={run.run_id}'s artifact to continue from its weights)")
+    state = load_state(run.state_path)
+    if state.get("run_id") != run.run_id:
+        raise CharexpError(f"{run.state_path} belongs to run {state.get('run_id')!r}, not {run.run_id!r}; it is stale, start a new run")
+    saved = build_config(state["config"], source=str(run.state_path), fix=STORED_FIX)
+    if cfg is not None:
+        differs = [k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v]
+        if differs:
+            k = differs[0]
+            raise CharexpError(f"run '{run.run_id}' was started with {k}={saved.to_dict()[k]!r}, not {cfg.to_dict()[k]!r}; resume it with the same config (or none)")
+    return Resume(run.run_id, state)
+
+
+def load_init(cfg: Config) -> Checkpoint | None:
+    if not cfg.init_from:
+        return None
+    ckpt = load_checkpoint(resolve_reference(cfg.init_from, cfg.artifacts_dir, cfg.artifact_name))
+    for key in ARCHITECTURE:
+        if getattr(ckpt.config, key) != getattr(cfg, key):
+            raise CharexpError(f"init_from {cfg.init_from!r} has {key}={getattr(ckpt.config, key)} but this config has {key}={getattr(cfg, key)}; set {key}: {getattr(ckpt.config, key)}")
+    return ckpt
+
+
+def build(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None]:
+    init = load_init(cfg)
+    vocab = vocab or (init.vocab if init else None)
+    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.seed, vocab)
+    return corpus, init
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None, torch.device]:
+    """Everything that can reject the config, done before any run, file or W&B record exists (only the
+    artifact store's directory is made, to prove that checkpoints can be written there)."""
+    device = resolve_device(cfg.device)
+    corpus, init = build(cfg, vocab)
+    check_primes(list(cfg.sample_chars), corpus.vocab)
+    ArtifactStore(cfg.artifacts_dir, cfg.artifact_name).check_writable()  # now, not after the first epoch
+    return corpus, init, device
+
+
+def main(argv: list[str] | None = None) -> int:
+    config_path, resume_arg, overrides = parse_train_args(argv)
+    cfg = load_config(config_path, overrides) if (config_path or overrides) else None
+    resume = find_resume(resume_arg, cfg, cfg.runs_dir if cfg else "runs")
+    if resume:
+        cfg = build_config(resume.state["config"], source="the resume state", fix=STORED_FIX)
+    elif cfg is None:
+        raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), see python train.py --help")
+    vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
+    corpus, init, device = prepare(cfg, vocab)  # bad data or init_from: one sentence, before anything is printed
+    mode, note = choose_mode(cfg.wandb_mode)
+    console = Console(stderr=True)
+    console.print(config_table(cfg.to_dict(), title="charexp config"))
+    if note:
+        console.print(note, highlight=False)
+
+    run_id = resume.run_id if resume else new_run_id()
+    tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode)
+    try:
+        swept = {k: v for k, v in tracker.wandb_config.items() if k in Config.model_fields and v != getattr(cfg, k)}
+        if swept and not resume:  # wandb.config wins (a sweep's values); rebuild what depends on it
+            cfg = cfg.updated(swept, source="wandb.config")
+            corpus, init, device = prepare(cfg, None)
+            tracker.run_dir = RunDir(cfg.runs_dir, run_id)
+        return train(cfg, corpus, init, device, tracker, resume, console)
+    except BaseException:
+        tracker.finish(exit_code=1)  # no-op when train() already finished the run
+        raise
+
+
+def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.device, tracker: Tracker,
+          resume: Resume | None, console: Console) -> int:
+    run_dir = tracker.run_dir
+    run_dir.create()
+    run_dir.write_config(cfg.to_dict())
+    if resume:
+        run_dir.rewind_to(int(resume.state["position"]["step"]))
+    console.print(corpus.describe())
+
+    seed_everything(cfg.seed)
+    if device.type == "cuda":
+        configure_cuda()
+    model = CharLSTM.from_config(cfg, len(corpus.vocab))
+    if init:
+        model.load_state_dict(init.model.state_dict())
+        console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})")
+    model.to(device)
+    stop = StopRequest()
+    trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, cfg.artifact_name), stop)
+    if resume:
+        trainer.load_state_dict(resume.state)
+        console.print(f"resuming run {run_dir.run_id} at epoch {trainer.pos.epoch + 1}, step {trainer.pos.step}")
+
+    def summary(state: str) -> dict:
+        best = trainer.best
+        return {
+            "run_id": run_dir.run_id, "state": state, "project": tracker.project, "sweep_id": tracker.sweep_id,
+            "wandb_mode": tracker.mode, "wandb_dir": tracker.files_dir, "device": str(device),
+            "best_test_loss": best["test/loss"] if best["step"] is not None else None, "best_epoch": best["epoch"], "best_step": best["step"],
+            "last_eval": trainer.last_eval[1] if trainer.last_eval else None,
+            "epoch": trainer.pos.epoch, "step": trainer.pos.step, "chars": trainer.pos.chars, "seconds": round(trainer.pos.seconds, 2),
+            "artifact": cfg.artifact_name, "versions": trainer.versions,
+        }
+
+    run_dir.write_summary(summary("running"))
+    stop.install()
+    try:
+        with TrainProgress(total_steps=trainer.total_steps(), completed=trainer.pos.step, console=console) as bar:
+            status = trainer.run(bar)
+    except BaseException as err:
+        with contextlib.suppress(CharexpError):  # best effort: a full disk must not hide the error that stopped the run
+            run_dir.write_summary(summary("diverged" if isinstance(err, TrainingDiverged) else "crashed"))
+        raise
+    finally:
+        stop.uninstall()
+    run_dir.write_summary(summary(status))
+    tracker.summary({"best_test_loss": summary(status)["best_test_loss"], "best_epoch": trainer.best["epoch"], "state": status})
+    if status == "preempted":
+        tracker.finish(exit_code=stop.exit_code, preempting=True)
+        console.print(f"stopped: resume state saved in {run_dir.state_path}; continue with python train.py --resume {run_dir.run_id}")
+        return stop.exit_code
+    tracker.finish(exit_code=0)
+    console.print(run_summary_table(summary(status)))
+    if tracker.mode == "offline" and tracker.files_dir:
+        console.print(f"W&B offline run: upload it with  wandb sync {tracker.files_dir}")
+    return 0
+
+
+def cli() -> None:
+    run_cli(main)

@@ -1,0 +1,116 @@
+"""Artifact references as a user types them: aliases, versions, NAME:ALIAS, a directory, the online form."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from charexp.store.artifacts import BEST, ArtifactStore
+from charexp.errors import CharexpError
+from charexp.store.references import resolve_reference
+
+
+def build_store(root: Path, name: str = "charlstm") -> ArtifactStore:
+    """v0..v5 from two runs: run a (epochs 1-3), run b (epochs 1-3); best is v1 (loss 1.5)."""
+    store = ArtifactStore(root, name)
+    for i, (run, epoch, loss) in enumerate([("a", 1, 2.0), ("a", 2, 1.5), ("a", 3, 1.7), ("b", 1, 2.2), ("b", 2, 1.9), ("b", 3, 1.6)]):
+        def write(dest: Path, i=i) -> None:
+            dest.mkdir(parents=True)
+            (dest / "which").write_text(str(i))
+        store.add(write, {"run_id": run, "epoch": epoch, "test_loss": loss}, [f"epoch-{epoch}"])
+    return store
+
+
+def which(path: Path) -> int:
+    return int((path / "which").read_text())
+
+
+@pytest.fixture
+def store(tmp_path) -> ArtifactStore:
+    return build_store(tmp_path / "artifacts")
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("best-test-loss", 1), ("latest", 5), ("epoch-3", 5), ("epoch-1", 3), ("v4", 4), ("v0", 0),
+    ("charlstm:best-test-loss", 1), ("charlstm:v2", 2), ("charlstm:latest", 5), ("  latest  ", 5),
+])
+def test_reference_forms_resolve(store, ref, expected):
+    path = resolve_reference(ref, "artifacts")
+    assert which(path) == expected
+    assert Path(os.path.realpath(path)).is_relative_to(os.path.realpath("artifacts/charlstm"))
+
+
+def test_other_collection_by_name_and_by_default_name(tmp_path, store):
+    build_store(tmp_path / "artifacts", "phase2")
+    assert which(resolve_reference("phase2:v3", "artifacts")) == 3
+    assert which(resolve_reference("v3", "artifacts", default_name="phase2")) == 3
+    assert resolve_reference("v3", "artifacts", default_name="phase2").parent.name == "phase2"
+
+
+def test_checkpoint_directory_path_resolves(tmp_path, store):
+    direct = tmp_path / "some" / "checkpoint"
+    direct.mkdir(parents=True)
+    assert resolve_reference(str(direct)) == direct
+    assert resolve_reference("artifacts/charlstm/v2") == Path("artifacts/charlstm/v2")
+    assert which(resolve_reference("./artifacts/charlstm/v2")) == 2
+
+
+def test_unknown_alias_names_the_ones_that_exist(store):
+    with pytest.raises(CharexpError) as err:
+        resolve_reference("epoch-9", "artifacts")
+    message = str(err.value)
+    assert "'epoch-9'" in message and "\n" not in message
+    for name in (BEST, "latest", "epoch-1", "epoch-2", "epoch-3", "v0", "v5"):
+        assert name in message
+    with pytest.raises(CharexpError, match="v0"):
+        resolve_reference("charlstm:v17", "artifacts")
+
+
+def test_unknown_collection_and_empty_store_are_clear(tmp_path):
+    with pytest.raises(CharexpError, match="train a model first"):
+        resolve_reference("best-test-loss", tmp_path / "nothing-here")
+    (tmp_path / "artifacts" / "charlstm").mkdir(parents=True)
+    with pytest.raises(CharexpError, match="empty"):
+        resolve_reference("latest", tmp_path / "artifacts")
+
+
+@pytest.mark.parametrize("ref", ["../x", "../../etc", "..", "charlstm:..", "charlstm:../v0", "..:latest", "../charlstm:v0",
+                                 "x/../charlstm:v0", "charlstm:v0/..", "..\\x", "/nonexistent/dir", "charlstm:", ":latest:x", ""])
+def test_names_never_escape_the_store(store, tmp_path, ref):
+    outside = tmp_path / "x"
+    try:
+        path = resolve_reference(ref, "artifacts")
+    except CharexpError as err:
+        assert "\n" not in str(err)
+        return
+    # success is either a lookup inside the store or the very directory the user named (the path form)
+    inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath("artifacts"))
+    assert inside or (path == Path(ref) and path.is_dir()), path
+    assert path != outside
+
+
+def test_a_tampered_index_cannot_point_outside_the_store(store, tmp_path):
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "which").write_text("99")
+    index = json.loads(store.index_path.read_text())
+    index["aliases"]["evil"] = "../../secret"
+    index["versions"].append({"version": "../../secret", "test_loss": 0.1})
+    store.index_path.write_text(json.dumps(index))
+    with pytest.raises(CharexpError):
+        resolve_reference("evil", "artifacts")
+
+
+def test_online_reference_without_an_api_key_is_a_clear_error(store):
+    with pytest.raises(CharexpError) as err:
+        resolve_reference("someone/charexp/charlstm:best-test-loss", "artifacts")
+    message = str(err.value)
+    assert "API key" in message and "wandb login" in message and "\n" not in message
+
+
+def test_online_reference_parts_are_checked(store, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    with pytest.raises(CharexpError):
+        resolve_reference("someone/../charlstm:v0", "artifacts")

@@ -1,0 +1,117 @@
+"""The reference run's own offline W&B file, read back two ways: charexp.tracking.wandb_files and `wandb leet inspect`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from charexp.config import KEYS
+from charexp.tracking.tracker import choose_mode
+from charexp.tracking.wandb_files import find_run_files, read_run
+from foundation import REFERENCE_LR, leet_records, leet_summary, reference  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def records(reference):
+    return read_run(reference.wandb_file)
+
+
+@pytest.fixture(scope="module")
+def leet(reference):
+    return leet_records(reference.wandb_file)
+
+
+def test_one_offline_run_file_for_the_run(reference, records):
+    assert reference.wandb_file.parent.name.startswith("offline-run-")
+    assert find_run_files(reference.root / "wandb", reference.run_id) == [reference.wandb_file]
+    assert records.run_id == reference.run_id and records.project == "charexp-test"
+    assert records.exit_code == 0
+    assert "offline" in reference.stderr and "wandb sync" in reference.stderr
+
+
+def test_config_is_logged(reference, records):
+    stored = reference.run_dir.read_config()
+    assert {k: records.config[k] for k in KEYS} == stored
+    assert records.config["lr"] == REFERENCE_LR
+
+
+def test_test_loss_history_rows_match_the_local_history(reference, records):
+    local = [(row["step"], row["test/loss"]) for row in reference.history() if "test/loss" in row]
+    assert records.metric("test/loss") == local
+    assert [s for s, _ in records.metric("train/loss")] == [row["step"] for row in reference.history() if "train/loss" in row]
+    for name in ("test/bpc", "test/acc_argmax", "test/acc_sampled", "lr", "epoch", "perf/chars_per_sec"):
+        assert records.metric(name), name
+
+
+def test_summary_keeps_the_minimum_test_loss(reference, records):
+    losses = [row["test/loss"] for row in reference.history() if "test/loss" in row]
+    assert records.summary["test/loss"] == {"min": min(losses)}
+    assert records.summary["best_test_loss"] == min(losses)
+    assert records.summary["state"] == "finished"
+
+
+def test_samples_table_in_history_and_files(reference, records):
+    steps = [row["_step"] for row in records.history if row.get("samples/_type") == "incremental-table-file"]
+    assert steps == [10, 20, 30, 40]
+    tables = sorted((reference.wandb_file.parent / "files" / "media" / "table").glob("samples_*.table.json"))
+    assert len(tables) == 4
+    rows = []
+    for path in tables:
+        table = json.loads(path.read_text())
+        assert table["columns"] == ["step", "epoch", "prime", "text"]
+        rows += [tuple(r) for r in table["data"]]
+    local = [(s["step"], s["epoch"], s["prime"], s["text"]) for s in reference.run_dir.samples()]
+    assert sorted(rows) == sorted(local)
+
+
+def test_model_artifacts_carry_latest_epoch_and_best_aliases(reference, records):
+    models = [a for a in records.artifacts if a["name"] == "charlstm"]
+    assert len(models) == 2
+    for artifact in models:
+        assert artifact["type"] == "model"
+        assert "latest" in artifact["aliases"] and f"epoch-{artifact['metadata']['epoch']}" in artifact["aliases"]
+        assert sorted(artifact["files"]) == ["checkpoint.json", "model.safetensors"]
+        assert artifact["metadata"]["run_id"] == reference.run_id
+    index = json.loads((reference.artifacts / "charlstm" / "index.json").read_text())
+    assert [a["metadata"]["local_version"] for a in models] == ["v0", "v1"]
+    for artifact in models:  # the W&B aliases are the local store's at the time of logging
+        assert ("best-test-loss" in artifact["aliases"]) == (artifact["metadata"]["test_loss"] == min(
+            m["metadata"]["test_loss"] for m in models[: models.index(artifact) + 1]))
+    assert index["aliases"]["best-test-loss"] == min(models, key=lambda a: a["metadata"]["test_loss"])["metadata"]["local_version"]
+
+
+def test_leet_inspect_agrees(reference, records, leet):
+    kinds = [r["type"] for r in leet]
+    assert kinds[0] == "header" and "run" in kinds and kinds[-1] == "exit"
+    run = next(r["run"] for r in leet if r["type"] == "run")
+    config = run["config"]["update"]
+    assert {k: config[k] for k in KEYS} == {k: records.config[k] for k in KEYS}
+    history = [r["history"] for r in leet if r["type"] == "history"]
+    leet_losses = [(h["step"]["num"], h["item"]["test/loss"]) for h in history if "test/loss" in h["item"]]
+    assert leet_losses == records.metric("test/loss")
+    assert [h["step"]["num"] for h in history if h["item"].get("samples._type") == "incremental-table-file"] == [10, 20, 30, 40]
+    aliases = [sorted(r["artifact"]["aliases"]) for r in leet if r["type"] == "artifact" and r["artifact"].get("type") == "model"]
+    assert aliases == [sorted(a["aliases"]) for a in records.artifacts if a["type"] == "model"]
+    summary = leet_summary(reference.wandb_file)
+    assert summary["run_id"] == reference.run_id and summary["state"] == "finished" and summary["exit_code"] == 0
+    assert summary["summary"]["test/loss"] == {"min": min(v for _, v in records.metric("test/loss"))}
+    assert summary["config"]["lr"] == REFERENCE_LR
+
+
+def test_mode_choice(monkeypatch, tmp_path):
+    mode, note = choose_mode("auto")
+    assert mode == "offline" and "offline" in note and "\n" not in note
+    for explicit in ("online", "offline", "disabled"):
+        assert choose_mode(explicit) == (explicit, None)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert choose_mode("auto")[0] == "disabled"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert choose_mode("auto") == ("online", None)
+    monkeypatch.delenv("WANDB_API_KEY")
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "y" * 40 + "\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert choose_mode("auto")[0] == "online"
