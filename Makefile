@@ -1,18 +1,25 @@
 # Two commands do the whole set-up on a fresh machine:
 #   make quick   install into .venv, then a ~2-minute training run (configs/quick.yaml, W&B offline)
 #   make test    install into .venv, then the test suite
+#   make test-min the test suite in .venv-min, on the lowest versions pyproject.toml allows (every >= floor as ==)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build is local on the project's machines; on a CUDA machine set TORCH_SPEC="torch" (or keep your own).
 TORCH_SPEC ?= torch==2.13.0
+VENV_MIN ?= .venv-min
+PY_MIN := $(VENV_MIN)/bin/python
+# pyproject.toml's dependencies and dev extra, each ">=" floor rewritten as "==": pip has no lowest-version resolution.
+FLOORS := import re, sys; tomllib = __import__("tomllib" if sys.version_info >= (3, 11) else "pip._vendor.tomli", fromlist=["load"]); \
+	p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print("\n".join(re.sub(r"\s*>=\s*", "==", d) for d in p["dependencies"] + p["optional-dependencies"]["dev"]))
 # Where a local copy of the corpus sits next to the checkout, use it as the download mirror (still sha256-checked).
 SHARED_CSV := $(abspath ../shared/data/star_trek_transcripts_all_episodes.csv)
 ifneq ($(wildcard $(SHARED_CSV)),)
 export CHAREXP_CORPUS_URL ?= file://$(SHARED_CSV)
 endif
 
-.PHONY: install quick test data bench clean
+.PHONY: install quick test test-min data bench clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +38,19 @@ quick: install
 
 test: install
 	$(PY) -m pytest -q
+
+# A fresh venv each time, so that nothing newer is left over from an earlier install.
+test-min:
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(PY_MIN) -m pip install -q --upgrade pip
+	$(PY_MIN) -c '$(FLOORS)' > $(VENV_MIN)/floors.txt
+	$(PY_MIN) -m pip install -q "$(TORCH_SPEC)"
+	$(PY_MIN) -m pip install -q -r $(VENV_MIN)/floors.txt
+	$(PY_MIN) -m pip install -q --no-deps -e .
+	$(PY_MIN) -m pip check
+	$(PY_MIN) -m pip freeze > $(VENV_MIN)/freeze.txt
+	$(PY_MIN) -m pytest -q -p no:cacheprovider
 
 bench: install
 	$(PY) benchmarks/throughput.py

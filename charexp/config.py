@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from charexp.errors import CharexpError
 
@@ -38,7 +38,13 @@ class Config(BaseModel):
     steps_per_epoch: int = Field(0, ge=0, description="cap iterations per epoch (0 = a full pass); for short sweeps and smoke runs")
     max_minutes: float = Field(0.0, ge=0, description="stop after this much training wall time (0 = no limit), then evaluate and save")
     lr: float = Field(2e-3, gt=0, le=10, description="Adam learning rate")
-    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate multiplier applied at the end of every epoch")
+    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate multiplier applied at the end of every epoch (lr_schedule: exponential)")
+    lr_schedule: Literal["exponential", "cosine", "constant"] = Field("exponential", description="exponential = lr x lr_decay^epoch; cosine = per step from lr down to min_lr at the run's last step (or its max_minutes); constant = lr")
+    min_lr: float = Field(0.0, ge=0, description="the rate cosine ends on, at the run's last step")
+    warmup_steps: int = Field(0, ge=0, description="raise the rate linearly from lr/warmup_steps to the schedule's over the first N iterations (0 = none)")
+    reject_worse: bool = Field(False, description="reject an epoch whose end-of-epoch test/loss is worse than the best so far (or that turns the loss or weights non-finite): go back to the best weights, restart the optimizer, multiply the rate by reject_factor")
+    reject_factor: float = Field(0.1, gt=0, lt=1, description="rate multiplier at each rejection (reject_worse)")
+    max_rejections: int = Field(3, ge=1, description="after this many rejections the run ends as finished, keeping its best version (reject_worse)")
     grad_clip: float = Field(1.0, ge=0, description="clip the gradient norm to this value (0 = off)")
     # schedules (iterations)
     log_every: int = Field(50, ge=1, description="log train/loss and perf/chars_per_sec every N iterations")
@@ -69,6 +75,12 @@ class Config(BaseModel):
         if value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError("should be auto, cpu, cuda, cuda:N or mps")
+
+    @model_validator(mode="after")
+    def _min_lr_below_lr(self) -> "Config":
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr:g}) should not exceed lr ({self.lr:g})")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -104,7 +116,9 @@ def build_config(values: dict[str, Any], source: str = "config", fix: str = USER
         return Config(**values)
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "config"
+        if not first["loc"]:  # a rule across keys (model validator): its message names them
+            raise CharexpError(f"config: {first['msg'].removeprefix('Value error, ')}; {fix}") from None
+        key = ".".join(str(part) for part in first["loc"])
         got = first.get("input")
         where = "" if fix == USER_FIX else f" in {source}"
         raise CharexpError(f"config key '{key}'{where}: {first['msg'].rstrip('.')} (got {got!r}); {fix}") from None

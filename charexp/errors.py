@@ -14,9 +14,14 @@ class CharexpError(Exception):
 
 
 class TrainingDiverged(CharexpError):
-    """The loss became NaN or infinite."""
+    """The loss or the weights became NaN or infinite. `reason` says what, without the advice
+    (with reject_worse the run recovers instead of stopping, and says so itself)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def disk_error(err: OSError, what: str, where: object) -> CharexpError:

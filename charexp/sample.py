@@ -39,6 +39,8 @@ def sample(
     seed: Optional[int] = typer.Option(None, "--seed", help="make the output reproducible"),
     artifacts_dir: str = typer.Option("artifacts", "--artifacts-dir", help="local artifact store to resolve --artifact in"),
     artifact_name: str = typer.Option("charlstm", "--artifact-name", help="artifact collection for bare aliases like best-test-loss"),
+    project: Optional[str] = typer.Option(None, "--project", help="W&B project to fetch --artifact from when the local store lacks it (needs an API key); default: $WANDB_PROJECT, else charexp"),
+    entity: Optional[str] = typer.Option(None, "--entity", help="W&B entity of --project; default: $WANDB_ENTITY, else your own"),
 ) -> None:
     if temperature <= 0:
         raise CharexpError(f"--temperature must be greater than 0 (got {temperature:g}); use --top-k 1 for greedy output")
@@ -51,10 +53,19 @@ def sample(
 
     from charexp.store.checkpoint import load_checkpoint
     from charexp.model import resolve_device
-    from charexp.store.references import resolve_reference
+    from charexp.store.references import resolve_artifact
     from charexp.sampling import generate
 
-    path = checkpoint or resolve_reference(artifact, artifacts_dir, artifact_name)
+    note = None
+    if checkpoint:
+        path = checkpoint
+    else:
+        import os
+
+        resolved = resolve_artifact(artifact, artifacts_dir, artifact_name, project=project or os.environ.get("WANDB_PROJECT") or "charexp",
+                                    entity=entity or os.environ.get("WANDB_ENTITY") or None)
+        path = resolved.path
+        note = resolved.note if resolved.source != "directory" else None
     ckpt = load_checkpoint(path, resolve_device(device))
     primes = choose_primes(chars, prime, num, ckpt.config.sample_chars)
     generator = torch.Generator(device=next(ckpt.model.parameters()).device)
@@ -63,6 +74,8 @@ def sample(
     else:
         generator.seed()
     lines = generate(ckpt.model, ckpt.vocab, primes, max_len, temperature, top_k, generator)
+    if note:  # which version answered, from where (local store or W&B), and for best-test-loss which test set
+        print(f"# {note}", file=sys.stderr)
     loss = ckpt.meta.get("test_loss")
     print(f"# {ckpt.path} (run {ckpt.meta.get('run_id')}, epoch {ckpt.meta.get('epoch')}, test/loss {loss:.4f})" if isinstance(loss, float)
           else f"# {ckpt.path}", file=sys.stderr)

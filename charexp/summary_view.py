@@ -30,6 +30,8 @@ def run_summary_table(summary: dict[str, Any]) -> Table:
         ("artifact", f"{summary.get('artifact')}: {'; '.join(summary.get('versions') or []) or '-'}"),
         ("W&B", f"{summary.get('wandb_mode')} {summary.get('wandb_dir') or ''}".strip()),
     ]
+    if summary.get("rejected_epochs"):
+        rows.insert(3, ("rejected epochs", ", ".join(map(str, summary["rejected_epochs"])) + " (reject_worse: their weights were thrown away)"))
     for key, value in rows:
         table.add_row(key, value)
     return table

@@ -1,4 +1,5 @@
-"""What the environment tells about W&B: whether an API key is configured.
+"""What the environment tells about W&B: whether an API key is configured, and whether
+W&B accepts the WANDB_* variables that wandb.init will read.
 
 One home for it, so that the tracker (which logs runs) and the store (which resolves
 references on W&B) can both ask without either depending on the other.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 import netrc
 import os
+import re
+from typing import Mapping
 from urllib.parse import urlparse
+
+from charexp.errors import CharexpError
 
 WANDB_HOST = "api.wandb.ai"
 
@@ -23,3 +28,40 @@ def has_api_key() -> bool:
         return netrc.netrc(path).authenticators(host) is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
+
+
+# Values worth hiding: a key, a token, or a proxy URL with a password in it.
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PROXY|HEADERS")
+
+
+def check_wandb_env(environ: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> None:
+    """Refuse, in one sentence, a WANDB_* variable whose value wandb.init would reject with a traceback.
+
+    wandb.init loads every WANDB_* variable into its pydantic Settings before it looks at its own
+    arguments, so `WANDB_MODE=` or `WANDB_MODE=ofline` fails there even though the tracker passes
+    mode=. Rather than copy wandb's rules (dozens of variables: modes, booleans, URLs, ids), ask
+    wandb's own Settings, one variable at a time in the environment's order, as wandb.init does.
+    `overrides` are what the caller will set for its runs (charexp sweep's offline runs get
+    WANDB_MODE=offline). Importing wandb here costs nothing extra: every caller goes on to start W&B runs.
+    """
+    from wandb.sdk.wandb_settings import Settings
+
+    environ = {**(os.environ if environ is None else environ), **(overrides or {})}
+    settings = Settings()
+    for name, value in environ.items():
+        if not name.startswith("WANDB_"):
+            continue
+        try:
+            settings.update_from_env_vars({name: value})
+        except Exception as err:  # pydantic's ValidationError, or wandb's UsageError from a validator
+            shown = "(value hidden)" if SECRET_NAME.search(name) else f"{value[:60]!r}"
+            raise CharexpError(f"W&B refuses the environment variable {name}={shown} ({_reason(err)}); "
+                               f"set it to a value W&B accepts or remove it (unset {name})") from None
+
+
+def _reason(err: Exception) -> str:
+    """wandb's own words for the refusal, without pydantic's decoration."""
+    errors = getattr(err, "errors", None)
+    text = errors()[0]["msg"] if callable(errors) else (str(err).splitlines() or [type(err).__name__])[0]
+    text = text.removeprefix("Value error, ").rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text  # "Input should" -> "input should"; "API key" stays

@@ -170,7 +170,7 @@ CASES = [
     Case("sample-max-len-zero", "sample.py", lambda t: ["--max-len", "0", "K"], r"--max-len must be at least 1 \(got 0\)$"),
     Case("sample-negative-temperature", "sample.py", lambda t: ["--temperature", "-0.5", "K"], r"--temperature must be greater than 0 \(got -0\.5\)"),
     Case("sample-zero-temperature", "sample.py", lambda t: ["--temperature", "0", "K"], r"--temperature must be greater than 0 \(got 0\)"),
-    Case("sample-unknown-alias", "sample.py", lambda t: ["--artifact", "epoch-99", "K"], r"'charlstm' has no version or alias 'epoch-99'; it has: best-test-loss, latest, epoch-1, epoch-2, v0, v1$"),
+    Case("sample-unknown-alias", "sample.py", lambda t: ["--artifact", "epoch-99", "K"], r"'charlstm' has no version or alias 'epoch-99'; it has: best-test-loss, best-test-loss-[0-9a-f]{8}, latest, epoch-1, epoch-2, v0, v1$"),
     Case("sample-unknown-collection", "sample.py", lambda t: ["--artifact", "nosuch:latest", "K"], r"there is no local artifact collection 'nosuch'"),
     # --- checkpoints --------------------------------------------------------------------------------------------------
     Case("checkpoint-truncated-weights", "sample.py", lambda t: ["--checkpoint", checkpoint(t, lambda c: truncate(c / "model.safetensors")), "K"],

@@ -60,3 +60,39 @@ def test_help_explains_every_flag():
     for flag in FLAGS:
         assert flag in out.stdout, flag
     assert "KSKS" in out.stdout
+
+
+def store_where_best_is_not_latest(reference, tmp_path) -> str:
+    """A copy of the reference store with best-test-loss moved to v0 (latest stays v1), and v0's config
+    asking for other default starting characters than the run's (KS): defaults can only come from v0."""
+    shutil.copytree(reference.artifacts, tmp_path / "artifacts")
+    store = tmp_path / "artifacts" / "charlstm"
+    index = json.loads((store / "index.json").read_text())
+    index["aliases"]["best-test-loss"] = "v0"
+    assert index["aliases"]["latest"] == "v1"
+    (store / "index.json").write_text(json.dumps(index))
+    meta = json.loads((store / "v0" / "checkpoint.json").read_text())
+    assert meta["config"]["sample_chars"] == "KS"
+    meta["config"]["sample_chars"] = "SKS"
+    (store / "v0" / "checkpoint.json").write_text(json.dumps(meta))
+    return "SKS"
+
+
+def test_defaults_best_test_loss_and_the_checkpoints_starting_characters(reference, tmp_path):
+    chars = store_where_best_is_not_latest(reference, tmp_path)
+    out = python_script("sample.py", ["--seed", "3", "--max-len", "30"], cwd=tmp_path)  # no --artifact, no CHARS
+    lines = stdout_lines(out)
+    assert [line[0] for line in lines] == list(chars)
+    assert "charlstm/v0" in out.stderr and "charlstm/v1" not in out.stderr
+    explicit = python_script("sample.py", ["--checkpoint", "artifacts/charlstm/v0", chars, "--seed", "3", "--max-len", "30"], cwd=tmp_path)
+    assert stdout_lines(explicit) == lines  # the very same checkpoint, primes and draws
+
+
+def test_checkpoint_overrides_artifact(reference, tmp_path):
+    store_where_best_is_not_latest(reference, tmp_path)
+    args = ["KK", "--seed", "5", "--max-len", "40"]
+    alone = python_script("sample.py", ["--checkpoint", "artifacts/charlstm/v1", *args], cwd=tmp_path)
+    both = python_script("sample.py", ["--artifact", "best-test-loss", "--checkpoint", "artifacts/charlstm/v1", *args], cwd=tmp_path)
+    assert stdout_lines(both) == stdout_lines(alone) and "charlstm/v1" in both.stderr and "charlstm/v0" not in both.stderr
+    unknown = python_script("sample.py", ["--artifact", "epoch-7", "--checkpoint", "artifacts/charlstm/v1", *args], cwd=tmp_path)
+    assert stdout_lines(unknown) == stdout_lines(alone)  # --artifact is not even resolved

@@ -66,12 +66,60 @@ def test_never_writes_the_unknown_symbol():
         assert UNK not in line
 
 
-def test_temperature_and_top_k_change_the_distribution_not_the_contract():
+def test_top_1_and_a_near_zero_temperature_are_greedy():
     m = model()
     greedy = generate(m, VOCAB, ["K"], max_len=40, top_k=1, generator=gen(0))
-    assert greedy == generate(m, VOCAB, ["K"], max_len=40, top_k=1, generator=gen(99))  # top-1 is greedy
+    assert greedy == generate(m, VOCAB, ["K"], max_len=40, top_k=1, generator=gen(99))  # top-1 ignores the generator
     cold = generate(m, VOCAB, ["K"], max_len=40, temperature=1e-4, generator=gen(5))
     assert cold == greedy
+
+
+FAVOURITES = {"a": 3.0, "i": 2.5, "n": 2.0}  # the three most likely characters; every other one has logit 0
+
+
+def fixed_model() -> CharLSTM:
+    """Same next-character logits after any input: FAVOURITES, 0 for the rest, end-of-line never."""
+    m = model()
+    with torch.no_grad():
+        m.head.weight.zero_()
+        m.head.bias.zero_()
+        m.head.bias[VOCAB.eol] = -50.0  # lines run to max_len: every drawn character counts
+        for char, logit in FAVOURITES.items():
+            m.head.bias[VOCAB.encode(char)[0]] = logit
+    return m
+
+
+def drawn(temperature: float = 1.0, top_k: int = 0) -> list[str]:
+    lines = generate(fixed_model(), VOCAB, ["K"] * 64, max_len=41, temperature=temperature, top_k=top_k, generator=gen(1))
+    chars = [c for line in lines for c in line[1:]]
+    assert len(chars) == 64 * 40
+    return chars
+
+
+def expected_share(char: str, temperature: float) -> float:
+    logits = torch.zeros(len(VOCAB))
+    for c, logit in FAVOURITES.items():
+        logits[VOCAB.encode(c)[0]] = logit
+    keep = torch.ones(len(VOCAB), dtype=torch.bool)
+    keep[[VOCAB.eol, VOCAB.unk]] = False  # never drawn
+    probs = torch.softmax(torch.where(keep, logits / temperature, torch.tensor(float("-inf"))), dim=0)
+    return float(probs[VOCAB.encode(char)[0]])
+
+
+def test_top_k_draws_only_from_the_k_most_likely_characters():
+    everything = drawn()
+    assert set(everything) - set(FAVOURITES)  # the control: without top_k other characters do come up (about a third)
+    assert set(drawn(top_k=3)) == set(FAVOURITES)
+    assert set(drawn(top_k=2)) == {"a", "i"}
+
+
+def test_temperature_sharpens_or_flattens_the_distribution():
+    shares = {}
+    for temperature in (0.25, 1.0, 4.0):
+        chars = drawn(temperature)
+        shares[temperature] = chars.count("a") / len(chars)
+        assert abs(shares[temperature] - expected_share("a", temperature)) < 0.05, (temperature, shares)
+    assert shares[0.25] > shares[1.0] + 0.3 and shares[1.0] > shares[4.0] + 0.1
 
 
 @pytest.mark.parametrize("prime, bad", [("KIRK: Z", "'Z'"), ("\u00e9", "'\u00e9'"), ("K\u2603", "'\u2603'")])

@@ -8,7 +8,9 @@ line reading `NEXTEPISODE` separates episodes there too).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +70,9 @@ class Corpus:
     episodes: int
     source: str
     unknown_test_chars: int  # test characters outside the training vocabulary (scored as UNK)
+    sha256: str = ""  # of the data file's bytes
+    test_fraction: float = 0.0
+    seed: int = 0
 
     def describe(self) -> str:
         chars = sum(map(len, self.train))
@@ -161,4 +166,22 @@ def load_corpus(path: str | Path, split: str = "auto", test_fraction: float = 0.
     vocab = vocab or Vocab.from_texts(train)
     index = vocab.index
     unknown = sum(1 for u in test for c in u if c not in index)
-    return Corpus(train, test, vocab, split, len(episodes), Path(path).name, unknown)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return Corpus(train, test, vocab, split, len(episodes), Path(path).name, unknown, digest, test_fraction, seed)
+
+
+def fingerprint_test_set(corpus: Corpus) -> dict:
+    """What makes two test losses comparable: the same file (sha256), the same split of it (split,
+    test_fraction, seed) and the same vocabulary. `id` is the sha256 of the rest, as canonical JSON;
+    checkpoint versions with equal ids compete for best-test-loss, others never do."""
+    vocab = "".join(corpus.vocab.chars)
+    fields = {
+        "corpus_sha256": corpus.sha256,
+        "split": corpus.split,
+        "test_fraction": float(corpus.test_fraction),
+        "seed": int(corpus.seed),
+        "vocab_sha256": hashlib.sha256(vocab.encode("utf-8")).hexdigest(),
+        "vocab_size": len(corpus.vocab),
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
+    return {"id": digest, "corpus": corpus.source, **fields}

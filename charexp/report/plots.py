@@ -79,6 +79,20 @@ def mark_epochs(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
     top.tick_params(length=0)
 
 
+def rejections(rows: Sequence[dict[str, Any]]) -> list[tuple[float, int]]:
+    """(step, epoch) of every epoch that reject_worse threw away."""
+    return sorted((float(r["step"]), int(r["rejected_epoch"])) for r in rows if isinstance(r.get("rejected_epoch"), (int, float)) and "step" in r)
+
+
+def mark_rejections(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """A red dashed line where each rejected epoch ended: the weights went back, the rate dropped."""
+    for i, (step, epoch) in enumerate(rejections(rows)):
+        ax.axvline(step, color="tab:red", linestyle="--", linewidth=1.2, alpha=0.8,
+                   label="rejected epoch (weights restored, lr cut)" if i == 0 else None)
+        ax.annotate(f"epoch {epoch} rejected", xy=(step, 0.02), xycoords=("data", "axes fraction"), rotation=90,
+                    ha="right", va="bottom", fontsize=8, color="tab:red")
+
+
 def bpc_axis(ax: Any) -> None:
     """A right-hand axis in bits per character (nats / ln 2)."""
     ax.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda bits: bits * LN2)).set_ylabel("bits per char")
@@ -87,6 +101,7 @@ def bpc_axis(ax: Any) -> None:
 def finish_figure(fig: Any, ax: Any, path: Path, drawn: bool, what: str, rows: Sequence[dict[str, Any]], bpc: bool) -> Path:
     """Legend, a bits-per-char axis (for losses) and epoch marks when something was drawn, else a note; then save."""
     if drawn:
+        mark_rejections(ax, rows)
         ax.legend(loc="best")
         if bpc:
             bpc_axis(ax)

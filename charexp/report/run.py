@@ -17,7 +17,7 @@ from typing import Any
 from charexp.store.artifacts import ArtifactStore
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
-from charexp.report.plots import LN2, finish_figure, new_figure, series, smooth
+from charexp.report.plots import LN2, finish_figure, new_figure, rejections, series, smooth
 from charexp.tracking.rundir import RunDir
 from charexp.summary_view import fmt
 
@@ -167,7 +167,8 @@ def samples_markdown(data: RunData) -> str:
         for step, group in sorted(steps.items()):
             text = [s["text"] for s in group]
             fence = "`" * max(3, 1 + max((_longest_run(t, "`") for t in text), default=0))
-            lines += [f"### step {step} (epoch {group[0]['epoch']:g})", "", fence + "text", *text, fence, ""]
+            note = f", {group[0]['note']}: its weights were thrown away" if group[0].get("note") else ""
+            lines += [f"### step {step} (epoch {group[0]['epoch']:g}{note})", "", fence + "text", *text, fence, ""]
     return "\n".join(lines)
 
 
@@ -194,6 +195,7 @@ def summary_markdown(data: RunData) -> str:
         ("last eval", ", ".join(f"{k} {fmt(v)}" for k, v in data.evals[-1].items() if k.startswith("test/")) if data.evals else "-"),
         ("trained", f"{fmt(data.last_step)} steps" + (f", {summary['chars']:,} chars in {fmt(summary.get('seconds'), 1)} s on {summary.get('device')}" if summary.get("chars") else "")),
         ("model", f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')} LSTM, embed {cfg.get('embed', '?')}, dropout {cfg.get('dropout', '?')}"),
+        ("rejected epochs", ", ".join(f"{e} (step {s:g})" for s, e in rejections(data.history)) or "none"),
         ("W&B", f"{summary.get('wandb_mode', '-')} {summary.get('wandb_dir') or ''}".strip() + (f", sweep {summary['sweep_id']}" if summary.get("sweep_id") else "")),
         ("updated", data.updated),
     ]

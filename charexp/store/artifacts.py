@@ -2,13 +2,13 @@
 
 It keeps the same versions and aliases that the W&B run logs (latest, epoch-N, best-test-loss),
 because offline W&B cannot read artifacts back. A file lock serialises writers, so concurrent
-runs never lose a version and `best-test-loss` always lands on the true minimum.
+runs never lose a version and `best-test-loss` always lands on the true minimum of its test set
+(charexp.store.best says which versions compete).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import time
@@ -20,9 +20,9 @@ from filelock import FileLock
 
 from charexp.atomic import atomic_write_text, make_temp_dir
 from charexp.errors import CharexpError, disk_error
+from charexp.store.best import BEST, best_of, best_alias, fingerprint_id
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-BEST = "best-test-loss"
 INDEX = "index.json"
 
 
@@ -83,7 +83,8 @@ class ArtifactStore:
 
     def add(self, write: Callable[[Path], None], meta: dict[str, Any], aliases: list[str]) -> Version:
         """Write a new version with `write(dest)`, then record it. `best-test-loss` is decided here, under
-        the lock: it moves only if meta['test_loss'] is finite and beats every earlier version."""
+        the lock: among the versions of the new version's test set (meta['test_set']; see
+        charexp.store.best), it names the one with the lowest finite test loss, the earliest on a tie."""
         for alias in aliases:
             check_name(alias, "alias")
         try:
@@ -102,20 +103,45 @@ class ArtifactStore:
             if twin is not None:  # a resumed run repeating a publish it made before it was killed
                 shutil.rmtree(self.dir / version, ignore_errors=True)
                 return Version(self.name, twin["version"], self.dir / twin["version"], self.aliases_of(index, twin["version"]), twin)
-            loss = meta.get("test_loss")
-            earlier = [v["test_loss"] for v in index["versions"] if _finite(v.get("test_loss"))]
-            final_aliases = list(dict.fromkeys(["latest", *aliases]))
-            if _finite(loss) and all(loss < e for e in earlier):
-                final_aliases.append(BEST)
             index["versions"].append({"version": version, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            final_aliases = list(dict.fromkeys(["latest", *aliases]))
             for alias in final_aliases:
                 index["aliases"][alias] = version
+            final_aliases += self._move_best(index, fingerprint_id(meta), version)
             try:
                 atomic_write_text(self.index_path, json.dumps(index, indent=2) + "\n")
             except OSError:
                 shutil.rmtree(self.dir / version, ignore_errors=True)  # never indexed, so not a version
                 raise
         return Version(self.name, version, self.dir / version, tuple(final_aliases), meta)
+
+    @staticmethod
+    def _move_best(index: dict[str, Any], test_set: str | None, version: str) -> list[str]:
+        """Point the new version's test set's best alias, and the bare best-test-loss, at that test set's best
+        version (only versions of the same test set compete; see charexp.store.best). Returns the best
+        aliases that landed on `version`."""
+        best = best_of(index["versions"], test_set)
+        if best is None:  # no finite loss on this test set yet: leave the aliases where they are
+            return []
+        names = ([best_alias(test_set)] if test_set else []) + [BEST]
+        for alias in names:
+            index["aliases"][alias] = best["version"]
+        return names if best["version"] == version else []
+
+    def test_sets(self, index: dict[str, Any] | None = None) -> dict[str | None, dict[str, Any]]:
+        """Every test set in the collection (None: versions without a fingerprint), newest last, with its
+        fingerprint, its best version and how many versions it has."""
+        index = self.read_index() if index is None else index
+        found: dict[str | None, dict[str, Any]] = {}
+        for entry in index["versions"]:
+            key = fingerprint_id(entry)
+            info = found.pop(key, {"test_set": entry.get("test_set"), "versions": 0})
+            info["versions"] += 1
+            found[key] = info  # re-inserted: the dict ends with the newest version's test set
+        for key, info in found.items():
+            best = best_of(index["versions"], key)
+            info["best"] = best["version"] if best else None
+        return found
 
     def _twin(self, index: dict[str, Any], new: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
         """The recorded version of the same run and step with byte-identical files, if any (like W&B, which
@@ -149,10 +175,6 @@ class ArtifactStore:
             names = sorted(index["aliases"], key=_alias_order) + [v["version"] for v in index["versions"]]
             raise CharexpError(f"'{self.name}' has no version or alias {alias!r}; it has: {', '.join(names)}")
         return Version(self.name, version, self.dir / version, self.aliases_of(index, version), entry)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _alias_order(alias: str) -> tuple[int, str]:

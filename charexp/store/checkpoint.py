@@ -33,6 +33,7 @@ class Checkpoint:
     vocab: Vocab
     meta: dict[str, Any]
     path: Path
+    source: str | None = None  # how a reference found it (charexp.store.references.Resolved.note)
 
 
 def write_checkpoint(dest: Path, model: CharLSTM, config: Config, vocab: Vocab, meta: dict[str, Any]) -> Path:

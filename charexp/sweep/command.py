@@ -22,12 +22,21 @@ def sweep(
     project: Optional[str] = typer.Option(None, "--project", help="W&B project the runs join; default: the YAML's project, else 'charexp'"),
     parent: Path = typer.Option(Path("sweep-runs"), "--dir", help="where the sweep directory <sweep_id>/ goes"),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="continue a sweep whose runner was stopped or killed"),
+    upload: Optional[Path] = typer.Option(None, "--upload", metavar="SWEEP_DIR", help="upload an offline sweep's ended runs to W&B (wandb sync; grouped as sweep-<id>); needs wandb login"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="with --upload: show what would be uploaded, upload nothing"),
+    entity: Optional[str] = typer.Option(None, "--entity", help="with --upload: the W&B entity to upload into; default: the YAML's entity, else your own"),
 ) -> None:
     """Run a sweep offline: W&B's engine proposes (grid, random, bayes; hyperband stops), each run
     starts exactly as `wandb agent` would start it, and metrics come from the runs' own W&B files.
 
     Online, the same YAML runs with: wandb sweep SWEEP.yaml && wandb agent ENTITY/PROJECT/SWEEP_ID
     """
+    if upload is not None:
+        if config is not None or resume is not None:
+            raise CharexpError("--upload SWEEP_DIR takes no sweep YAML and no --resume; run charexp sweep --upload sweep-runs/<sweep_id> alone")
+        from charexp.sweep.upload import upload as upload_sweep
+
+        raise typer.Exit(upload_sweep(upload, dry_run=dry_run, project=project, entity=entity))
     if (config is None) == (resume is None):
         raise CharexpError("give either a sweep YAML (charexp sweep sweeps/lr.yaml) or --resume SWEEP_DIR, not both or neither")
     if workers is not None and workers < 1:
@@ -51,7 +60,9 @@ def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = N
     from charexp.sweep.spec import load_sweep_spec, read_sweep_yaml, spec_from_config
     from charexp.sweep.state import SWEEP_YAML, SweepState, load_state, new_id, now_iso, save_state, to_plain
     from charexp.sweep.table import print_report
-    from charexp.wandb_env import has_api_key
+    from charexp.wandb_env import check_wandb_env, has_api_key
+
+    check_wandb_env(overrides=None if has_api_key() else {"WANDB_MODE": "offline"})  # what each run's wandb.init will read, before any file is written
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     if resume is not None:
@@ -83,7 +94,7 @@ def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = N
     caps = [f"{n} {v}" for n, v in (("count", state.count), ("run_cap", spec.run_cap), ("target", spec.target)) if v is not None]
     console.print(f"sweep [bold]{state.sweep_id}[/bold] ({'resumed' if resume else 'new'}): {spec.method} over "
                   f"{', '.join(spec.params)}; {state.workers} worker(s); project {state.project}; "
-                  f"W&B {'offline (no API key; upload later with wandb sync)' if offline else 'as configured (API key found)'}"
+                  f"W&B {'offline (no API key; upload later with: charexp sweep --upload ' + str(sweep_dir) + ')' if offline else 'as configured (API key found)'}"
                   f"{'; ' + ', '.join(caps) if caps else ''}\n  directory {sweep_dir}  (resume with: charexp sweep --resume {sweep_dir})",
                   highlight=False)
     if spec.method != "grid" and not caps:

@@ -1,8 +1,11 @@
-"""Start one sweep run exactly as `wandb agent` would: same command line, files and environment.
+"""Start one sweep run as `wandb agent` would: same command line, files and environment.
 
 The command is expanded with wandb's own helpers and joined the way
-`wandb.wandb_agent.Agent._command_run` joins it; only `${interpreter}` differs (this
-interpreter instead of a bare `python`), so a run behaves the same under both paths.
+`wandb.wandb_agent.Agent._command_run` joins it; `${interpreter}` is this interpreter instead
+of a bare `python`. The environment differs in one way: instead of WANDB_SWEEP_ID (an id no W&B
+server knows, which would make `wandb sync` refuse the run) the run gets WANDB_RUN_GROUP=sweep-<id>
+and the tags charexp-sweep and sweep-<id>, so that plain `wandb sync` (or `charexp sweep --upload`)
+uploads it and the W&B UI groups the sweep's runs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 FLUSH_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"
@@ -104,12 +107,29 @@ def visible_gpus() -> list[str]:
     return ids[:count]
 
 
+def sweep_group(sweep_id: str) -> str:
+    """The W&B run group of a charexp sweep's runs: how they are found and compared once uploaded."""
+    return f"sweep-{sweep_id}"
+
+
+def sweep_labels(sweep_id: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """WANDB_RUN_GROUP and WANDB_TAGS for a run of this sweep (tags the user set are kept)."""
+    tags = [t for t in environ.get("WANDB_TAGS", "").split(",") if t.strip()]
+    tags += [t for t in ("charexp-sweep", sweep_group(sweep_id)) if t not in tags]
+    return {"WANDB_RUN_GROUP": sweep_group(sweep_id), "WANDB_TAGS": ",".join(tags)}
+
+
 def build_launch(*, command: list[str], program: str | None, params: dict[str, Any], sweep_id: str, run_id: str,
                  project: str, entity: str | None, offline: bool, root: Path, extra_env: dict[str, str]) -> Launch:
     """Files, argv and environment for one run (writes the parameter files under `root`, the agent's WANDB_DIR)."""
     param_path, json_path = write_param_files(root, sweep_id, run_id, params, command)
-    env = {**os.environ, **extra_env, "WANDB_DIR": str(root), "WANDB_SWEEP_ID": sweep_id, "WANDB_RUN_ID": run_id,
-           "WANDB_SWEEP_PARAM_PATH": str(param_path), "WANDB_PROJECT": project}
+    env = {**os.environ, **extra_env, "WANDB_DIR": str(root), "WANDB_RUN_ID": run_id,
+           "WANDB_SWEEP_PARAM_PATH": str(param_path), "WANDB_PROJECT": project, **sweep_labels(sweep_id, os.environ)}
+    # The one difference from `wandb agent`: no WANDB_SWEEP_ID. The id is made here, and a W&B server has never
+    # heard of it; a run that records it cannot be uploaded (`wandb sync` fails with "sweep ... not found (404)"
+    # and adds no run, wandb/wandb#8115). The run is labelled with the sweep as a group and tags instead, and
+    # still gets the sweep's values from WANDB_SWEEP_PARAM_PATH (which wandb reads without a sweep id).
+    env.pop("WANDB_SWEEP_ID", None)
     if entity:
         env["WANDB_ENTITY"] = entity
     if offline:
@@ -161,7 +181,7 @@ def find_run_process(sweep_id: str, run_id: str) -> int | None:
     Covers the instant between recording a run and recording its pid: a runner killed there
     must not start the same run twice.
     """
-    marks = {f"WANDB_SWEEP_ID={sweep_id}".encode(), f"WANDB_RUN_ID={run_id}".encode()}
+    marks = {f"WANDB_RUN_GROUP={sweep_group(sweep_id)}".encode(), f"WANDB_RUN_ID={run_id}".encode()}
     found: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*") if Path("/proc").is_dir() else []:
         try:

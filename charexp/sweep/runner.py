@@ -24,15 +24,14 @@ from charexp.sweep.launch import (build_launch, find_run_process, is_alive, log_
                                   start, visible_gpus, wandb_files_dir)
 from charexp.sweep.outcome import settle
 from charexp.sweep.spec import SweepSpec
-from charexp.sweep.state import TERMINAL, RunRecord, SweepState, best_value, now_iso, save_state, select_summary
-from charexp.sweep.watch import RunWatcher
+from charexp.sweep.state import TERMINAL, RunRecord, SweepState, now_iso, save_state
+from charexp.sweep.watch import SweepRunFiles
 
 TICK_S = 0.1  # process exits are checked this often: the only per-run latency the runner adds
 POLL_S = 0.5  # the runs' W&B files are read this often (a stat per file when nothing changed)
 STAGGER_S = 1.0  # runs start at least this far apart, so their startup (imports, data loading) does not collide
 SAVE_EVERY_S = 2.0  # metric updates are saved at most this often (state changes are saved at once)
 KILL_AFTER_S = 120.0  # a stopped run that ignores SIGTERM this long gets SIGKILL
-EXIT_RECORD_WAIT_S = 3.0  # an adopted run's exit record can land just after its process is gone
 
 
 @dataclass
@@ -51,7 +50,7 @@ class SweepRunner:
         self.root = Path(state.wandb_dir)
         self.gpus = visible_gpus()
         self.active: dict[str, Active] = {}
-        self.watchers: dict[str, RunWatcher] = {}
+        self.files = SweepRunFiles(wandb_files_dir(self.root), spec.metric_name, spec.goal)
         self.exhausted = False
         self.target_hit: str | None = None
         self.failing = False
@@ -71,24 +70,11 @@ class SweepRunner:
             save_state(self.dir, self.state)
             self._saved_at, self._dirty = time.monotonic(), False
 
-    def watcher(self, run_id: str) -> RunWatcher:
-        if run_id not in self.watchers:
-            self.watchers[run_id] = RunWatcher(wandb_files_dir(self.root), run_id)
-        return self.watchers[run_id]
-
     def refresh(self, rec: RunRecord) -> bool:
-        """Read the run's new W&B records into its metric and summary."""
-        watcher = self.watcher(rec.run_id)
-        if not watcher.poll():
-            return False
-        summary = watcher.summary()
-        rec.summary = select_summary(summary)
-        name = self.spec.metric_name
-        if name:
-            values = [row[name] for row in watcher.metric_rows(name)] + ([summary[name]] if name in summary else [])
-            rec.metric = best_value(values, self.spec.goal)
-        self._dirty = True
-        return True
+        """Read the run's new W&B records into its record (saved with the next save)."""
+        changed = self.files.refresh(rec)
+        self._dirty = self._dirty or changed
+        return changed
 
     # --- deciding what runs next -------------------------------------------------------------------
     def may_propose(self) -> bool:
@@ -101,7 +87,7 @@ class SweepRunner:
         return [r for r in self.state.runs if r.run_id not in self.active and (r.state == "pending" or (r.state == "preempted" and r.requeue))]
 
     def propose(self) -> RunRecord | None:
-        rec = propose(self.spec, self.state, self.watchers)
+        rec = propose(self.spec, self.state, self.files.watchers)
         if rec is not None:
             self.state.runs.append(rec)
             self.save()  # recorded before its process exists: a runner killed now relaunches it, never loses it
@@ -169,15 +155,6 @@ class SweepRunner:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def exit_from_files(self, rec: RunRecord, wait: bool) -> int | None:
-        deadline = time.monotonic() + (EXIT_RECORD_WAIT_S if wait else 0)
-        while True:
-            self.refresh(rec)
-            code = self.watcher(rec.run_id).exit_code()
-            if code is not None or time.monotonic() >= deadline:
-                return code
-            time.sleep(0.25)
-
     def reap(self) -> bool:
         """Settle every run whose process has ended; True if any did."""
         ended = False
@@ -190,7 +167,8 @@ class SweepRunner:
             elif is_alive(act.rec.pid, act.rec.pid_start):
                 continue
             else:
-                code = self.exit_from_files(act.rec, wait=True)
+                code = self.files.exit_code(act.rec, wait=True)
+                self._dirty = True
             del self.active[run_id]
             self.classify(act.rec, code, interrupted=act.interrupted)
             ended = True
@@ -229,7 +207,7 @@ class SweepRunner:
     def early_terminate(self) -> None:
         if not self.active:
             return
-        for run_id, why in runs_to_stop(self.spec, self.state, self.watchers):
+        for run_id, why in runs_to_stop(self.spec, self.state, self.files.watchers):
             act = self.active.get(run_id)
             if act is None or act.rec.stop_requested:
                 continue
@@ -289,8 +267,8 @@ class SweepRunner:
             if rec.state == "running" and is_alive(rec.pid, rec.pid_start):
                 self.refresh(rec)
                 self.adopt(rec)
-            elif rec.state == "running" or (rec.state == "pending" and self.watcher(rec.run_id).poll()):
-                self.classify(rec, self.exit_from_files(rec, wait=False))  # gone while the runner was away
+            elif rec.state == "running" or (rec.state == "pending" and self.files.watcher(rec.run_id).poll()):
+                self.classify(rec, self.files.exit_code(rec, wait=False))  # gone while the runner was away
         self.save()
 
     def done(self) -> bool:

@@ -64,7 +64,7 @@ def best_value(values: list[Any], goal: str) -> float | None:
 def select_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """The scalar part of a W&B summary (numbers, short strings, {"min": x}); no tables, media or internals."""
     out: dict[str, Any] = {}
-    media = tuple(k[: -len("_type")] for k in summary if k.endswith("/_type"))  # a table's fields arrive flattened
+    media = tuple(k[: -len("_type")] for k in summary if k.endswith("._type"))  # a table's fields arrive flattened ("samples._type")
     for key, value in summary.items():
         if key.startswith("_") or key.startswith(media):
             continue

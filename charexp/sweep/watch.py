@@ -6,10 +6,14 @@ later segments winning, so that history, summary and exit code read as one run.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+from charexp.sweep.state import RunRecord, best_value, select_summary
 from charexp.tracking.wandb_files import RunFile, RunRecords, find_run_files
+
+EXIT_RECORD_WAIT_S = 3.0  # an adopted run's exit record can land just after its process is gone
 
 
 class RunWatcher:
@@ -68,3 +72,39 @@ class RunWatcher:
     def run_record(self) -> RunRecords | None:
         segments = self.segments
         return segments[0] if segments else None
+
+
+class SweepRunFiles:
+    """Every run of a sweep, read from its own W&B files into its record: the metric, the summary, the exit code."""
+
+    def __init__(self, wandb_dir: Path, metric_name: str | None, goal: str):
+        self.wandb_dir, self.metric_name, self.goal = wandb_dir, metric_name, goal
+        self.watchers: dict[str, RunWatcher] = {}
+
+    def watcher(self, run_id: str) -> RunWatcher:
+        if run_id not in self.watchers:
+            self.watchers[run_id] = RunWatcher(self.wandb_dir, run_id)
+        return self.watchers[run_id]
+
+    def refresh(self, rec: RunRecord) -> bool:
+        """Read the run's new W&B records into its metric and summary; True when anything changed."""
+        watcher = self.watcher(rec.run_id)
+        if not watcher.poll():
+            return False
+        summary = watcher.summary()
+        rec.summary = select_summary(summary)
+        name = self.metric_name
+        if name:
+            values = [row[name] for row in watcher.metric_rows(name)] + ([summary[name]] if name in summary else [])
+            rec.metric = best_value(values, self.goal)
+        return True
+
+    def exit_code(self, rec: RunRecord, wait: bool) -> int | None:
+        """The exit code in the run's files (for a run whose process is not ours to wait for), waiting a little if asked."""
+        deadline = time.monotonic() + (EXIT_RECORD_WAIT_S if wait else 0)
+        while True:
+            self.refresh(rec)
+            code = self.watcher(rec.run_id).exit_code()
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            time.sleep(0.25)

@@ -17,7 +17,7 @@ import yaml
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError, disk_error
 
-SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")\] (?P<text>.*)$")
+SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")(?: \| (?P<note>[a-z ]+))?\] (?P<text>.*)$")
 
 
 class RunDir:
@@ -53,10 +53,11 @@ class RunDir:
         with self._writing("the run history"), open(self.history_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
-    def append_samples(self, step: int, epoch: float, lines: list[tuple[str, str]]) -> None:
+    def append_samples(self, step: int, epoch: float, lines: list[tuple[str, str]], note: str = "") -> None:
+        tag = f" | {note}" if note else ""
         with self._writing("the run samples"), open(self.samples_path, "a", encoding="utf-8") as f:
             for prime, text in lines:
-                f.write(f"[step {step} | epoch {epoch:g} | prime {prime!r}] {text}\n")
+                f.write(f"[step {step} | epoch {epoch:g} | prime {prime!r}{tag}] {text}\n")
 
     def history(self) -> Iterator[dict[str, Any]]:
         """Logged rows; a half-written last line (after a hard kill) is skipped."""
@@ -75,7 +76,8 @@ class RunDir:
         for line in self.samples_path.read_text(encoding="utf-8").split("\n"):
             match = SAMPLE_LINE.match(line)
             if match:
-                rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1], "text": match["text"]})
+                rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1], "text": match["text"],
+                             "note": match["note"] or ""})
         return rows
 
     def rewind_to(self, step: int) -> None:

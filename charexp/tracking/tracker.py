@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from charexp.tracking.rundir import RunDir
-from charexp.wandb_env import has_api_key
+from charexp.wandb_env import check_wandb_env, has_api_key
 
 def choose_mode(requested: str) -> tuple[str, str | None]:
-    """(mode, note for the user). `auto` honours WANDB_MODE, else online only with an API key."""
+    """(mode, note for the user). `auto` honours WANDB_MODE, else online only with an API key.
+
+    First, a WANDB_* variable that wandb.init would die on (`WANDB_MODE=`, a misspelt mode) is one
+    sentence here, before the run starts, whatever the mode."""
+    check_wandb_env()
     if requested != "auto":
         return requested, None
     env = os.environ.get("WANDB_MODE", "").lower()
@@ -26,6 +31,21 @@ def choose_mode(requested: str) -> tuple[str, str | None]:
     if has_api_key():
         return "online", None
     return "offline", "W&B: no API key configured, so this run is offline (upload it later with 'wandb sync'; 'wandb login' makes runs online)."
+
+
+def local_sweep_id(environ: dict[str, str] | None = None) -> str | None:
+    """The sweep id in WANDB_SWEEP_PARAM_PATH (.../sweep-<id>/config-<run>.yaml), if any."""
+    path = (os.environ if environ is None else environ).get("WANDB_SWEEP_PARAM_PATH")
+    parent = Path(path).parent.name if path else ""
+    return parent[len("sweep-"):] if parent.startswith("sweep-") and len(parent) > len("sweep-") else None
+
+
+def run_project(config_project: str, environ: dict[str, str] | None = None) -> str:
+    """A sweep's project wins over the config's, as under `wandb agent` (where W&B ignores init's project).
+    charexp sweep runs have no server-side sweep id, so W&B would honour init's project: pass WANDB_PROJECT."""
+    environ = os.environ if environ is None else environ
+    in_sweep = environ.get("WANDB_SWEEP_ID") or environ.get("WANDB_SWEEP_PARAM_PATH")
+    return environ.get("WANDB_PROJECT") or config_project if in_sweep else config_project
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -42,8 +62,8 @@ class Tracker:
         self.config_project = config["wandb_project"]
         self._finished = False
         self.run = wandb.init(
-            project=config["wandb_project"],
-            entity=config.get("wandb_entity"),
+            project=run_project(config["wandb_project"]),
+            entity=(os.environ.get("WANDB_ENTITY") if local_sweep_id() else None) or config.get("wandb_entity"),
             id=run_dir.run_id,
             resume="allow" if resume else None,
             config=config,
@@ -52,7 +72,7 @@ class Tracker:
         )
         self.run.define_metric("test/loss", summary="min")
         self.run.define_metric("test/bpc", summary="min")
-        self._samples = wandb.Table(columns=["step", "epoch", "prime", "text"], log_mode="INCREMENTAL")
+        self._samples = wandb.Table(columns=["step", "epoch", "prime", "text", "note"], log_mode="INCREMENTAL")
 
     @property
     def project(self) -> str:
@@ -61,7 +81,9 @@ class Tracker:
 
     @property
     def sweep_id(self) -> str | None:
-        return getattr(self.run, "sweep_id", None) or os.environ.get("WANDB_SWEEP_ID")
+        """W&B's sweep id; for a `charexp sweep` run (no server-side sweep) the local one, from the
+        parameter file's folder, which `wandb agent` and charexp sweep both name wandb/sweep-<id>/."""
+        return getattr(self.run, "sweep_id", None) or os.environ.get("WANDB_SWEEP_ID") or local_sweep_id()
 
     @property
     def wandb_config(self) -> dict[str, Any]:
@@ -78,21 +100,41 @@ class Tracker:
         self.run.log(row, step=step)
         self.run_dir.append_history({"step": step, **{k: _finite_or_none(v) for k, v in row.items()}})
 
-    def log_samples(self, step: int, epoch: float, lines: list[tuple[str, str]]) -> None:
+    def log_samples(self, step: int, epoch: float, lines: list[tuple[str, str]], note: str = "") -> None:
+        """`note` marks lines from weights that were thrown away (an epoch that reject_worse rejected)."""
         for prime, text in lines:
-            self._samples.add_data(step, epoch, prime, text)
+            self._samples.add_data(step, epoch, prime, text, note)
         self.run.log({"samples": self._samples}, step=step)
-        self.run_dir.append_samples(step, epoch, lines)
+        self.run_dir.append_samples(step, epoch, lines, note)
 
-    def log_model(self, name: str, path: Path, aliases: list[str], metadata: dict[str, Any]) -> None:
-        """One W&B artifact version per checkpoint; `wandb sync` uploads it with its aliases."""
+    def log_model(self, name: str, path: Path, aliases: list[str], metadata: dict[str, Any]) -> str | None:
+        """One W&B artifact version per checkpoint.
+
+        Offline, it carries the local store's aliases, and `wandb sync` uploads them as they are.
+        Online, the best-test-loss aliases are left out of `log_artifact` and decided against the
+        project's collection once the version is committed (charexp.tracking.online_best); returns
+        that decision's line, or a warning line when W&B could not be asked (training goes on)."""
         if self.mode == "disabled":
-            return
+            return None
         import wandb
+
+        from charexp.store.best import is_best_alias
 
         artifact = wandb.Artifact(name, type="model", metadata=metadata)
         artifact.add_dir(str(path))
-        self.run.log_artifact(artifact, aliases=aliases)
+        if self.mode != "online":
+            self.run.log_artifact(artifact, aliases=aliases)
+            return None
+        logged = self.run.log_artifact(artifact, aliases=[a for a in aliases if not is_best_alias(a)])
+        try:
+            from charexp.tracking.online_best import settle_best
+
+            logged.wait()
+            return settle_best(f"{self.run.entity}/{self.run.project}/{name}", logged.version, metadata)
+        except Exception as err:  # the W&B client raises many types; a checkpoint must not be lost over an alias
+            line = f"W&B: could not update best-test-loss for {name} ({(str(err).splitlines() or [type(err).__name__])[0][:120]}); the local store is unaffected"
+            print(line, file=sys.stderr)
+            return line
 
     def summary(self, values: dict[str, Any]) -> None:
         for key, value in values.items():

@@ -66,7 +66,9 @@ def _value(text: str) -> Any:
 
 
 def _key(item: Any) -> str:
-    return item.key or "/".join(item.nested_key)
+    # W&B's own flattening of a nested key (wandb leet, run.history()): "samples._type", so that a logged
+    # {"test": {"loss": x}} never reads as the metric "test/loss"
+    return item.key or ".".join(item.nested_key)
 
 
 @dataclass
@@ -74,6 +76,8 @@ class RunRecords:
     run_id: str | None = None
     project: str | None = None
     sweep_id: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +90,8 @@ class RunRecords:
         if kind == "run":
             self.run_id, self.project = record.run.run_id, record.run.project
             self.sweep_id = record.run.sweep_id or self.sweep_id
+            self.group = record.run.run_group or self.group
+            self.tags = list(record.run.tags) or self.tags
             self._config(record.run.config)
         elif kind == "config":
             self._config(record.config)

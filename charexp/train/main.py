@@ -22,7 +22,7 @@ from charexp.data.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
 from charexp.model import CharLSTM, configure_cuda, resolve_device
 from charexp.train.progress import TrainProgress, config_table
-from charexp.store.references import resolve_reference
+from charexp.store.references import resolve_artifact
 from charexp.sampling import check_primes
 from charexp.tracking.rundir import RunDir, list_runs
 from charexp.train.signals import StopRequest
@@ -79,7 +79,9 @@ def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume
 def load_init(cfg: Config) -> Checkpoint | None:
     if not cfg.init_from:
         return None
-    ckpt = load_checkpoint(resolve_reference(cfg.init_from, cfg.artifacts_dir, cfg.artifact_name))
+    resolved = resolve_artifact(cfg.init_from, cfg.artifacts_dir, cfg.artifact_name, project=cfg.wandb_project, entity=cfg.wandb_entity)
+    ckpt = load_checkpoint(resolved.path)
+    ckpt.source = resolved.note
     for key in ARCHITECTURE:
         if getattr(ckpt.config, key) != getattr(cfg, key):
             raise CharexpError(f"init_from {cfg.init_from!r} has {key}={getattr(ckpt.config, key)} but this config has {key}={getattr(cfg, key)}; set {key}: {getattr(ckpt.config, key)}")
@@ -154,7 +156,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     model = CharLSTM.from_config(cfg, len(corpus.vocab))
     if init:
         model.load_state_dict(init.model.state_dict())
-        console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})")
+        console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})"
+                      + (f"\n  init_from {init.source}" if init.source else ""), highlight=False)
     model.to(device)
     stop = StopRequest()
     trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, cfg.artifact_name), stop)
@@ -170,7 +173,7 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
             "best_test_loss": best["test/loss"] if best["step"] is not None else None, "best_epoch": best["epoch"], "best_step": best["step"],
             "last_eval": trainer.last_eval[1] if trainer.last_eval else None,
             "epoch": trainer.pos.epoch, "step": trainer.pos.step, "chars": trainer.pos.chars, "seconds": round(trainer.pos.seconds, 2),
-            "artifact": cfg.artifact_name, "versions": trainer.versions,
+            "artifact": cfg.artifact_name, "versions": trainer.versions, "rejected_epochs": list(trainer.rejections.rejected),
         }
 
     run_dir.write_summary(summary("running"))
@@ -185,7 +188,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     finally:
         stop.uninstall()
     run_dir.write_summary(summary(status))
-    tracker.summary({"best_test_loss": summary(status)["best_test_loss"], "best_epoch": trainer.best["epoch"], "state": status})
+    tracker.summary({"best_test_loss": summary(status)["best_test_loss"], "best_epoch": trainer.best["epoch"], "state": status,
+                     "rejected_epochs": list(trainer.rejections.rejected)})
     if status == "preempted":
         tracker.finish(exit_code=stop.exit_code, preempting=True)
         console.print(f"stopped: resume state saved in {run_dir.state_path}; continue with python train.py --resume {run_dir.run_id}")

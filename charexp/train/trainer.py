@@ -24,12 +24,16 @@ from charexp.data.corpus import Corpus
 from charexp.errors import TrainingDiverged
 from charexp.train.evaluate import Evaluator, masked_loss_sum
 from charexp.model import CharLSTM
+from charexp.train.lr_schedule import RunClock, lr_at
+from charexp.train.metrics import LossWindow
 from charexp.train.progress import TrainProgress
+from charexp.train.rejection import Rejections
 from charexp.sampling import generate
 from charexp.train.signals import StopRequest
 from charexp.tracking.tracker import Tracker
 
 STATE_FORMAT = "charexp-state/1"
+EXACT_EPOCHS = 50
 
 
 @dataclass
@@ -59,13 +63,21 @@ class Trainer:
         self.autocast = make_autocast(self.device, cfg.amp)
         self.train_split = EncodedSplit(corpus.train, corpus.vocab, self.device)
         self.evaluate = Evaluator(EncodedSplit(corpus.test, corpus.vocab, self.device), make_autocast(self.device, cfg.amp))
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused or None, foreach=None if fused else True)
+        self.optimizer = self.new_optimizer()
         self.pos = Position()
+        self.rejections = Rejections()
+        self.window = LossWindow(self.device)
+        self.started = time.perf_counter()
+        self.batches_in_epoch = 1
+        self._total_steps: int | None = None
         self.best: dict[str, Any] = {"test/loss": math.inf, "epoch": None, "step": None}
         self.versions: list[str] = []
         self.last_eval: tuple[int, dict[str, float]] | None = None
         self.published_step = -1
+
+    def new_optimizer(self) -> torch.optim.Optimizer:
+        fused = self.device.type == "cuda"
+        return torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=fused or None, foreach=None if fused else True)
 
     # --- resume state -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -82,6 +94,7 @@ class Trainer:
             "best": dict(self.best),
             "versions": list(self.versions),
             "published_step": self.published_step,
+            "rejections": self.rejections.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -94,15 +107,22 @@ class Trainer:
         self.best = dict(state["best"])
         self.versions = list(state["versions"])
         self.published_step = int(state["published_step"])
+        if "rejections" in state:  # states written before reject_worse existed have none
+            self.rejections.load_state_dict(state["rejections"])
 
     def check_finite_weights(self) -> None:
         """An optimizer step can make the weights NaN after a finite loss: stop before they are evaluated,
         sampled or saved (one host sync, at those pauses only)."""
         if not bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()):
-            raise TrainingDiverged(f"the weights became NaN or infinite by step {self.pos.step}; lower lr (now {self.cfg.lr:g}) or set grad_clip, then start a new run")
+            raise TrainingDiverged(f"the weights became NaN or infinite by step {self.pos.step}; lower lr (now {self.current_lr():g}) or set grad_clip, then start a new run",
+                                   reason=f"the weights became NaN or infinite by step {self.pos.step}")
+
+    def current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def save_state(self) -> None:
         self.check_finite_weights()
+        self.pos.seconds = time.perf_counter() - self.started
         save_state(self.tracker.run_dir.state_path, self.state_dict())
 
     def plan(self, epoch: int, device: torch.device) -> EpochPlan:
@@ -114,36 +134,49 @@ class Trainer:
         return min(batches, self.cfg.steps_per_epoch) if self.cfg.steps_per_epoch else batches
 
     def total_steps(self) -> int:
-        return self.cfg.epochs * self.steps_in_epoch(0)
+        """Steps in the whole run. Epochs can differ by a batch or two when batches are capped by characters,
+        so each is planned (cosine ends on min_lr at the true last step); past EXACT_EPOCHS (a max_minutes
+        run with epochs=1000, say) the first epoch's count stands for all, as planning them would take minutes."""
+        if self._total_steps is None:
+            if self.cfg.epochs <= EXACT_EPOCHS:
+                self._total_steps = sum(self.steps_in_epoch(epoch) for epoch in range(self.cfg.epochs))
+            else:
+                self._total_steps = self.cfg.epochs * self.steps_in_epoch(0)
+        return self._total_steps
 
     # --- schedules ----------------------------------------------------------------------
     def epoch_progress(self, batches: int) -> float:
         return round(self.pos.epoch + self.pos.batch / max(batches, 1), 4)
 
-    def run_eval(self, epoch: float, progress: TrainProgress) -> dict[str, float]:
+    def run_eval(self, epoch: float, progress: TrainProgress, judge: bool = False) -> dict[str, float]:
+        """Evaluate on the whole test split; `judge`: an epoch end that reject_worse may reject, and the line says so."""
         if self.last_eval and self.last_eval[0] == self.pos.step:
             return self.last_eval[1]
         self.check_finite_weights()
         metrics = self.evaluate(self.model, seeded(self.cfg.seed, self.pos.step, self.device))
         if not math.isfinite(metrics["test/loss"]):
-            raise TrainingDiverged(f"test/loss became {metrics['test/loss']} at step {self.pos.step}; lower lr (now {self.cfg.lr:g}) or set grad_clip, then start a new run")
+            raise TrainingDiverged(f"test/loss became {metrics['test/loss']} at step {self.pos.step}; lower lr (now {self.current_lr():g}) or set grad_clip, then start a new run",
+                                   reason=f"test/loss became {metrics['test/loss']}")
         self.tracker.log({**metrics, "epoch": epoch}, step=self.pos.step)
         if metrics["test/loss"] < self.best["test/loss"]:
             self.best = {"test/loss": metrics["test/loss"], "epoch": epoch, "step": self.pos.step}
         self.last_eval = (self.pos.step, metrics)
+        verdict = ""
+        if judge and self.cfg.reject_worse and self.rejections.is_worse(metrics["test/loss"]):
+            verdict = f" [bold red]— worse than {self.rejections.kept_loss:.4f} ({self.rejections.kept_name()}): epoch {epoch:g} rejected[/bold red]"
         progress.print(f"[bold]eval[/bold] step {self.pos.step} (epoch {epoch:g}): test/loss {metrics['test/loss']:.4f} "
-                       f"({metrics['test/bpc']:.4f} bpc), acc_argmax {metrics['test/acc_argmax']:.3f}, acc_sampled {metrics['test/acc_sampled']:.3f}")
+                       f"({metrics['test/bpc']:.4f} bpc), acc_argmax {metrics['test/acc_argmax']:.3f}, acc_sampled {metrics['test/acc_sampled']:.3f}{verdict}")
         return metrics
 
-    def run_samples(self, epoch: float, progress: TrainProgress) -> None:
+    def run_samples(self, epoch: float, progress: TrainProgress, note: str = "") -> None:
         self.check_finite_weights()
         cfg = self.cfg
         primes = list(cfg.sample_chars)
         with self.autocast:
             lines = generate(self.model, self.corpus.vocab, primes, cfg.sample_max_len, cfg.sample_temperature, cfg.sample_top_k,
                              seeded(cfg.seed, self.pos.step, self.device))
-        self.tracker.log_samples(self.pos.step, epoch, list(zip(primes, lines)))
-        progress.print(f"[dim]samples at step {self.pos.step} (epoch {epoch:g}):[/dim]")
+        self.tracker.log_samples(self.pos.step, epoch, list(zip(primes, lines)), note)
+        progress.print(f"[dim]samples at step {self.pos.step} (epoch {epoch:g}{', ' + note if note else ''}):[/dim]")
         for line in lines:
             progress.print(f"  {escape(line)}")  # sampled text may hold [brackets] that rich would read as markup
 
@@ -153,8 +186,10 @@ class Trainer:
             return
         run_id = self.tracker.run_dir.run_id
         epoch = int(epoch) if float(epoch).is_integer() else epoch
+        from charexp.data.corpus import fingerprint_test_set
+
         meta = {"run_id": run_id, "project": self.tracker.project, "epoch": epoch, "step": self.pos.step,
-                "test_loss": metrics["test/loss"], "metrics": metrics}
+                "test_loss": metrics["test/loss"], "metrics": metrics, "test_set": fingerprint_test_set(self.corpus)}
         version = self.store.add(lambda dest: write_checkpoint(dest, self.model, self.cfg, self.corpus.vocab, meta), meta, aliases)
         self.tracker.log_model(self.store.name, version.path, list(version.aliases), {**meta, "local_version": version.version})
         self.versions.append(f"{version.version} ({', '.join(version.aliases)})")
@@ -172,68 +207,104 @@ class Trainer:
         self.optimizer.step()
         return loss.detach()
 
+    def set_lr(self, elapsed: float) -> float:
+        clock = RunClock(self.pos.step, self.pos.epoch, self.total_steps(), elapsed)
+        lr = lr_at(self.cfg, clock, self.rejections.scale)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
     def run(self, progress: TrainProgress) -> str:
         """Train to the end (returns "finished") or until a stop signal (returns "preempted")."""
         cfg, pos = self.cfg, self.pos
         self.model.train()
-        started = time.perf_counter() - pos.seconds
-        window_loss = torch.zeros((), device=self.device)
-        window_tokens, window_start, paused = 0, time.perf_counter(), 0.0
-        out_of_time, n_batches = False, 1
-        while pos.epoch < cfg.epochs and not out_of_time:
-            lr = cfg.lr * cfg.lr_decay**pos.epoch
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            plan = self.plan(pos.epoch, self.device)
-            batches = plan.batches[: cfg.steps_per_epoch or None]
-            n_batches = len(batches)
-            while pos.batch < len(batches):
-                batch = batches[pos.batch]
-                inputs, targets = self.train_split.gather(plan.ids[batch.start : batch.stop], batch.width)
-                window_loss += self.train_step(inputs, targets, batch.tokens) * batch.tokens
-                window_tokens += batch.tokens
-                pos.batch, pos.step, pos.chars = pos.batch + 1, pos.step + 1, pos.chars + batch.tokens
-                progress.advance(pos.step)
-                epoch = self.epoch_progress(n_batches)
-                if pos.step % cfg.log_every == 0:
-                    loss = window_loss.item() / window_tokens
-                    if not math.isfinite(loss):
-                        raise TrainingDiverged(f"train/loss became {loss} at step {pos.step}; lower lr (now {cfg.lr:g}) or set grad_clip, then start a new run")
-                    now = time.perf_counter()
-                    chars_per_sec = window_tokens / max(now - window_start - paused, 1e-9)
-                    self.tracker.log({"train/loss": loss, "lr": lr, "epoch": epoch, "perf/chars_per_sec": chars_per_sec}, step=pos.step)
-                    progress.update(pos.step, f"{epoch:.2f}", loss, chars_per_sec)
-                    window_loss.zero_()
-                    window_tokens, window_start, paused = 0, now, 0.0
-                pause_start = time.perf_counter()
-                if cfg.eval_every and pos.step % cfg.eval_every == 0:
-                    self.run_eval(epoch, progress)
-                if cfg.sample_every and pos.step % cfg.sample_every == 0:
-                    self.run_samples(epoch, progress)
-                # the epoch end below saves anyway, after its eval/samples/version (saving before them would repeat them on resume)
-                if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and pos.batch < n_batches:
-                    pos.seconds = time.perf_counter() - started
-                    self.save_state()
-                paused += time.perf_counter() - pause_start
-                if self.stop.requested:
-                    pos.seconds = time.perf_counter() - started
-                    self.save_state()
-                    return "preempted"
-                if cfg.max_minutes and time.perf_counter() - started >= cfg.max_minutes * 60:
-                    out_of_time = True
+        self.started = time.perf_counter() - pos.seconds
+        if cfg.reject_worse and self.rejections.kept_weights is None:  # the weights to come back to if epoch 1 is worse
+            self.rejections.keep(self.model, self.run_eval(0.0, progress)["test/loss"], 0)
+        while pos.epoch < cfg.epochs and not self.rejections.exhausted(cfg.max_rejections):
+            try:
+                ended = self.train_epoch(progress)
+                if ended != "epoch":
                     break
-            if out_of_time:
-                break
-            metrics = self.run_eval(float(pos.epoch + 1), progress)
-            if not (cfg.sample_every and pos.step % cfg.sample_every == 0):
-                self.run_samples(float(pos.epoch + 1), progress)
-            self.publish(metrics, float(pos.epoch + 1), [f"epoch-{pos.epoch + 1}"])
+                self.end_epoch(progress)
+            except TrainingDiverged as err:
+                if not cfg.reject_worse:
+                    raise
+                self.reject(progress, f"{err.reason}")
             pos.epoch, pos.batch = pos.epoch + 1, 0
-            pos.seconds = time.perf_counter() - started
             self.save_state()
-        if self.published_step != pos.step:
-            epoch = self.epoch_progress(n_batches)
+        else:
+            ended = "finished"
+        if ended == "preempted":
+            return "preempted"
+        if self.published_step != pos.step:  # a max_minutes stop mid-epoch: evaluate and publish where it stopped
+            epoch = self.epoch_progress(self.batches_in_epoch)
             self.publish(self.run_eval(epoch, progress), epoch, [])
-            pos.seconds = time.perf_counter() - started
             self.save_state()
         return "finished"
+
+    def train_epoch(self, progress: TrainProgress) -> str:
+        """The rest of the current epoch: "epoch" at its end, or "preempted" / "out_of_time"."""
+        cfg, pos, window = self.cfg, self.pos, self.window
+        plan = self.plan(pos.epoch, self.device)
+        batches = plan.batches[: cfg.steps_per_epoch or None]
+        self.batches_in_epoch = len(batches)
+        while pos.batch < len(batches):
+            lr = self.set_lr(time.perf_counter() - self.started)
+            batch = batches[pos.batch]
+            inputs, targets = self.train_split.gather(plan.ids[batch.start : batch.stop], batch.width)
+            window.add(self.train_step(inputs, targets, batch.tokens), batch.tokens)
+            pos.batch, pos.step, pos.chars = pos.batch + 1, pos.step + 1, pos.chars + batch.tokens
+            progress.advance(pos.step)
+            epoch = self.epoch_progress(len(batches))
+            if pos.step % cfg.log_every == 0:
+                loss, chars_per_sec = window.read()
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(f"train/loss became {loss} at step {pos.step}; lower lr (now {lr:g}) or set grad_clip, then start a new run",
+                                           reason=f"train/loss became {loss} at step {pos.step}")
+                self.tracker.log({"train/loss": loss, "lr": lr, "epoch": epoch, "perf/chars_per_sec": chars_per_sec}, step=pos.step)
+                progress.update(pos.step, f"{epoch:.2f}", loss, chars_per_sec)
+            pause_start = time.perf_counter()
+            if cfg.eval_every and pos.step % cfg.eval_every == 0:
+                self.run_eval(epoch, progress)
+            # the epoch end samples and saves anyway, after its eval (saving before it would repeat the eval on resume)
+            mid_epoch = pos.batch < len(batches)
+            if cfg.sample_every and pos.step % cfg.sample_every == 0 and mid_epoch:
+                self.run_samples(epoch, progress)
+            if cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0 and mid_epoch:
+                self.save_state()
+            window.pause(time.perf_counter() - pause_start)
+            if self.stop.requested:
+                self.save_state()
+                return "preempted"
+            if cfg.max_minutes and time.perf_counter() - self.started >= cfg.max_minutes * 60:
+                return "out_of_time"
+        return "epoch"
+
+    def end_epoch(self, progress: TrainProgress) -> None:
+        """Evaluate, sample and publish the epoch's weights; with reject_worse, keep them or reject the epoch."""
+        cfg, n = self.cfg, self.pos.epoch + 1
+        metrics = self.run_eval(float(n), progress, judge=True)
+        worse = cfg.reject_worse and self.rejections.is_worse(metrics["test/loss"])
+        self.run_samples(float(n), progress, note="rejected" if worse else "")
+        if worse:
+            self.reject(progress, f"test/loss {metrics['test/loss']:.4f} is worse than {self.rejections.kept_loss:.4f}")
+            return
+        self.publish(metrics, float(n), [f"epoch-{n}"])
+        if cfg.reject_worse:
+            self.rejections.keep(self.model, metrics["test/loss"], n)
+
+    def reject(self, progress: TrainProgress, reason: str) -> None:
+        """Throw the current epoch away: back to the kept weights, a fresh optimizer, a lower rate."""
+        cfg, n, rejections = self.cfg, self.pos.epoch + 1, self.rejections
+        kept = rejections.kept_name()
+        rejections.reject(self.model, n, cfg.reject_factor)
+        self.optimizer = self.new_optimizer()
+        self.window.reset()
+        self.last_eval = None  # the cached eval was of the rejected weights
+        self.published_step = self.pos.step  # the weights now held are already a version (or the start): nothing new to publish
+        lr = self.set_lr(time.perf_counter() - self.started)
+        self.tracker.log({"rejections": rejections.count, "rejected_epoch": n, "lr": lr, "epoch": float(n)}, step=self.pos.step)
+        end = "; that was the last one allowed (max_rejections), so the run ends here" if rejections.exhausted(cfg.max_rejections) else ""
+        progress.print(f"[bold red]epoch {n} rejected[/bold red] at step {self.pos.step}: {reason}; back to {kept}, fresh optimizer, "
+                       f"lr now {lr:g} (rejection {rejections.count} of {cfg.max_rejections}){end}")

@@ -62,16 +62,22 @@ def run_with_faults(args: list[str], cwd: Path, faults: list[dict[str, Any]], en
 
 # --- what must hold after any fault --------------------------------------------------------------
 
-def check_store(artifacts: Path, name: str = "charlstm") -> dict[str, Any]:
+def check_store(artifacts: Path, name: str = "charlstm", empty: bool = False) -> dict[str, Any]:
     """The artifact store is consistent: index.json parses; every version it lists is a whole checkpoint
     that loads and matches its entry; every alias names a listed version; best-test-loss is the minimum.
-    Returns the index (an empty one when no version was ever recorded)."""
+    Returns the index. A store with no version (no index.json, or one that lists nothing) passes only
+    when the caller expects it (`empty`), and then no version directory may sit there unlisted."""
     from charexp.store.checkpoint import load_checkpoint
 
     index_path = artifacts / name / "index.json"
-    if not index_path.exists():
-        return {"aliases": {}, "versions": []}
+    if empty:
+        stray = sorted(p.name for p in (artifacts / name).glob("v*")) if (artifacts / name).is_dir() else []
+        assert stray == [], f"version directories {stray} in a store that should hold none"
+        if not index_path.exists():
+            return {"aliases": {}, "versions": []}
+    assert index_path.is_file(), f"{index_path} is missing: no version was ever recorded"
     index = json.loads(index_path.read_text(encoding="utf-8"))
+    assert not empty or index["versions"] == [], f"{index_path} lists versions where none were expected"
     versions = {v["version"]: v for v in index["versions"]}
     assert len(versions) == len(index["versions"]), "a version number is listed twice"
     for version, entry in versions.items():
@@ -123,9 +129,18 @@ def assert_one_clear_error(stderr: str, pattern: str) -> str:
     return errors[0]
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under `root` (relative path -> bytes): to show that nothing was changed, added or removed."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Everything under `root` (relative path -> what it is): to show that nothing was changed, added or
+    removed. Directories count too, so that a new empty directory is a change."""
+    return {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))} if root.exists() else {}
+
+
+def _entry(path: Path) -> bytes | str:
+    if path.is_symlink():
+        return f"link to {os.readlink(path)}"
+    if path.is_dir():
+        return "directory"
+    return path.read_bytes() if path.is_file() else "special file"
 
 
 def writes_are_blocked_by_permissions(tmp: Path) -> bool:

@@ -29,7 +29,7 @@ def test_sigterm_saves_state_marks_the_wandb_run_preempting_and_resumes_exactly(
     (wandb_file,) = find_run_files(tmp_path / "wandb", RUN_ID)
     records = read_run(wandb_file)
     assert records.exit_code == 143 and records.preempting  # what W&B's agent and UI read
-    assert check_store(tmp_path / "artifacts")["versions"] == []
+    assert check_store(tmp_path / "artifacts", empty=True)["versions"] == []
 
     code, log = run_main(["--resume", RUN_ID])
     assert code == 0, log

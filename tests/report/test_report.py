@@ -113,7 +113,7 @@ def test_report_of_a_finished_run(run_copy: RunDir) -> None:
     assert f"{fmt(best['test/loss'])} nats/char" in summary_md
     assert f"at epoch {best['epoch']:g} (step {best['step']})" in summary_md
     assert f"{fmt(best['test/loss'] / np.log(2))} bpc" in summary_md
-    assert "| state | finished |" in summary_md and "not finished" not in summary_md
+    assert "| state | finished |" in summary_md and "not finished" not in summary_md and "--resume" not in summary_md
     for version in ("charlstm:v0", "charlstm:v1"):  # one checkpoint per epoch, read from the local store
         assert version in summary_md
     assert "best-test-loss" in summary_md and "| lr | 0.01 |" in summary_md
@@ -151,7 +151,8 @@ def test_run_sigkilled_mid_training_still_reports(tiny_config, tmp_path: Path) -
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
-        while not list(tmp_path.glob("runs/*/samples.txt")) or not any("test/loss" in r for r in _rows(tmp_path)):
+        while (not list(tmp_path.glob("runs/*/samples.txt")) or not any("test/loss" in r for r in _rows(tmp_path))
+               or not list(tmp_path.glob("runs/*/state.pt"))):
             assert proc.poll() is None, f"training ended early: {proc.stderr.read()}"
             assert time.monotonic() < deadline, "training never logged an eval"
             time.sleep(0.2)
@@ -162,7 +163,9 @@ def test_run_sigkilled_mid_training_still_reports(tiny_config, tmp_path: Path) -
     assert RunDir(run_path.parent, run_path.name).read_summary()["state"] == "running"
     result = report(run_path)
     assert result.exit_code == 0, result.output
-    assert "has not finished" in (run_path / "report" / "summary.md").read_text(encoding="utf-8")
+    summary_md = (run_path / "report" / "summary.md").read_text(encoding="utf-8")
+    assert "has not finished" in summary_md
+    assert f"Continue it with `python train.py --resume {run_path.name}`" in summary_md  # how to resume it, with its own id
     assert_figure(run_path / "report" / "test_loss.png", ORANGE)
     assert_figure(run_path / "report" / "accuracy.png", GREEN, PURPLE)
 

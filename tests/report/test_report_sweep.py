@@ -1,4 +1,5 @@
-"""`charexp report SWEEP_DIR` on a hand-written sweep directory whose runs are real tiny trainings."""
+"""`charexp report SWEEP_DIR`: on a hand-written sweep directory whose runs are real tiny trainings, and on
+one that a real tiny `charexp sweep` wrote."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typer.testing import CliRunner
 from charexp.cli import app
 from charexp.report.plots import use_log_x
 from charexp.report.sweep import SweepRun, plot_param
+from charexp.summary_view import fmt
 from charexp.tracking.rundir import RunDir
+from conftest import REPO
 
 PARAMS = [{"lr": 0.01, "hidden": 32}, {"lr": 0.001, "hidden": 32}, {"lr": 0.03, "hidden": 48}]
 
@@ -124,10 +127,54 @@ def test_log_axis_rule() -> None:
     assert not use_log_x("dropout", [0.0, 0.5])  # zero cannot go on a log axis
 
 
-def test_categorical_parameter_plot(tmp_path: Path) -> None:
-    runs = [SweepRun({"run_id": f"r{i}", "params": {"split": split}, "state": state, "summary": {"test/loss": {"min": loss}}}, None)
-            for i, (split, state, loss) in enumerate([("line", "finished", 1.9), ("episode", "finished", 2.1), ("episode", "preempted", 2.4)])]
-    assert [r.final_test_loss for r in runs] == [1.9, 2.1, 2.4]
+def test_categorical_parameter_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run's point sits at its category (sorted on the axis) and at its final test loss, read from either
+    summary form (W&B's {"min": x} or a bare number); a stopped run is a red cross; a run without a loss is left out."""
+    import charexp.report.sweep as report_sweep
+
+    drawn = []
+    real_save = report_sweep.save
+    monkeypatch.setattr(report_sweep, "save", lambda fig, path: drawn.append(fig) or real_save(fig, path))
+    summaries = [{"test/loss": {"min": 1.9}}, {"test/loss": 2.1}, {"test/loss": {"min": 2.4}}, {}]
+    runs = [SweepRun({"run_id": f"r{i}", "params": {"split": split}, "state": state, "summary": summary}, None)
+            for i, (split, state, summary) in enumerate(zip(["line", "episode", "episode", "line"], ["finished", "finished", "preempted", "failed"], summaries))]
     path = plot_param("split", runs, tmp_path / "split.png")
     assert_figure(path, BLUE, (0xD6, 0x27, 0x28))  # finished in blue, stopped early in red
-    assert math.isclose(runs[0].final_test_loss, 1.9)
+    (ax,) = [a for a in drawn[0].axes if a.get_xlabel() == "split"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["episode", "line"]
+    points = {c.get_label(): sorted(map(tuple, c.get_offsets().tolist())) for c in ax.collections}
+    assert points == {"finished": [(0.0, 2.1), (1.0, 1.9)], "stopped early / failed": [(0.0, 2.4)]}  # r3 has no loss: not drawn
+    assert sorted(t.get_text() for t in ax.texts) == ["r0", "r1", "r2"]
+
+
+def test_report_of_a_sweep_that_charexp_sweep_ran(tmp_path: Path, tiny_config) -> None:
+    """The hand-off as a user makes it: `charexp sweep` writes sweep-runs/<id>/ (state.json and all), then
+    `charexp report` reads it; the table agrees with each run's own local record, not just with state.json."""
+    from charexp.sweep.command import run_sweep
+
+    config = tiny_config(epochs=1, steps_per_epoch=5, sample_every=0, checkpoint_every=0, eval_every=0)
+    sweep = {"program": str(REPO / "train.py"), "method": "grid", "metric": {"name": "test/loss", "goal": "minimize"},
+             "parameters": {"lr": {"values": [0.003, 0.03]}},
+             "command": ["${env}", "${interpreter}", "${program}", "--config", str(config), "${args}"]}
+    (tmp_path / "sweep.yaml").write_text(json.dumps(sweep), encoding="utf-8")
+    assert run_sweep(Path("sweep.yaml"), None, workers=1) == "finished"
+    (sweep_dir,) = (tmp_path / "sweep-runs").iterdir()
+    state = json.loads((sweep_dir / "state.json").read_text(encoding="utf-8"))
+    ids = [run["run_id"] for run in state["runs"]]
+    assert len(ids) == 2 and all(run["state"] == "finished" for run in state["runs"])
+
+    result = CliRunner().invoke(app, ["report", str(sweep_dir.relative_to(tmp_path))], env=WIDE)
+    assert result.exit_code == 0, result.output
+    out = sweep_dir / "report"
+    runs_md = (out / "runs.md").read_text(encoding="utf-8")
+    local = {run_id: RunDir(tmp_path / "runs", run_id) for run_id in ids}
+    best = {run_id: run.read_summary()["best_test_loss"] for run_id, run in local.items()}  # what each run recorded itself
+    assert table_ids(runs_md) == sorted(ids, key=best.__getitem__)
+    for run_id, run in local.items():
+        lr = run.read_config()["lr"]
+        row = next(line for line in runs_md.splitlines() if f"| {run_id} |" in line)
+        assert f"| {fmt(best[run_id])} |" in row and f"| {lr:g} |" in row and "| finished |" in row, row
+        assert f"{fmt(best[run_id])} nats/char" in (out / run_id / "summary.md").read_text(encoding="utf-8")
+        assert_figure(out / run_id / "test_loss.png")
+    assert_figure(out / "test_loss_all.png", BLUE, ORANGE)
+    assert_figure(out / "final_test_loss_vs_lr.png", BLUE)

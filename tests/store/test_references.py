@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -77,19 +78,38 @@ def test_unknown_collection_and_empty_store_are_clear(tmp_path):
         resolve_reference("latest", tmp_path / "artifacts")
 
 
-@pytest.mark.parametrize("ref", ["../x", "../../etc", "..", "charlstm:..", "charlstm:../v0", "..:latest", "../charlstm:v0",
-                                 "x/../charlstm:v0", "charlstm:v0/..", "..\\x", "/nonexistent/dir", "charlstm:", ":latest:x", ""])
-def test_names_never_escape_the_store(store, tmp_path, ref):
-    outside = tmp_path / "x"
-    try:
-        path = resolve_reference(ref, "artifacts")
-    except CharexpError as err:
-        assert "\n" not in str(err)
-        return
-    # success is either a lookup inside the store or the very directory the user named (the path form)
-    inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath("artifacts"))
-    assert inside or (path == Path(ref) and path.is_dir()), path
-    assert path != outside
+# (reference, the part its refusal must quote): each is refused for its own reason, not by a lucky accident
+# such as an unrelated missing file; run from work/, where ../x does not exist.
+REFUSED = [
+    ("../x", "'../x'"), ("../../nothing-here", "'../../nothing-here'"), ("charlstm:..", "alias '..'"),
+    ("charlstm:../v0", "'charlstm:../v0'"), ("..:latest", "'..:latest'"), ("../charlstm:v0", "'../charlstm:v0'"),
+    ("x/../charlstm:v0", "project '..'"), ("charlstm:v0/..", "'charlstm:v0/..'"), ("..\\x", "'..\\\\x'"),
+    ("/nonexistent/dir", "'/nonexistent/dir'"), ("charlstm:", "alias ''"), (":latest:x", "artifact name ':latest'"),
+    ("", "empty"),
+]
+
+
+@pytest.fixture
+def work(tmp_path, store) -> Path:
+    """Run from work/, with the store copied there, so that `..` and `../..` are directories this test controls."""
+    shutil.copytree(tmp_path / "artifacts", tmp_path / "work" / "artifacts")
+    os.chdir(tmp_path / "work")
+    return tmp_path / "work"
+
+
+@pytest.mark.parametrize("ref, quoted", REFUSED)
+def test_names_never_escape_the_store(work, ref, quoted):
+    with pytest.raises(CharexpError) as err:
+        resolve_reference(ref, "artifacts")
+    message = str(err.value)
+    assert quoted in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("ref", ["..", "../x", "artifacts/charlstm/v2"])
+def test_a_directory_the_user_names_is_used_as_it_is(work, ref):
+    """The path form is the only way out of the store, and it returns exactly the directory typed."""
+    (work.parent / "x").mkdir()
+    assert resolve_reference(ref, "artifacts") == Path(ref)
 
 
 def test_a_tampered_index_cannot_point_outside_the_store(store, tmp_path):
@@ -110,7 +130,28 @@ def test_online_reference_without_an_api_key_is_a_clear_error(store):
     assert "API key" in message and "wandb login" in message and "\n" not in message
 
 
-def test_online_reference_parts_are_checked(store, monkeypatch):
+def test_online_reference_parts_are_checked_before_any_network_call(store, monkeypatch):
+    import wandb
+
+    calls = []
+
+    class NoNetwork:  # stands in for wandb.Api: records the call, then fails as an unreachable server would
+        def __init__(self, *args, **kwargs):
+            calls.append("Api")
+
+        def artifact(self, name, type=None):
+            calls.append(name)
+            raise ConnectionError("network is unreachable")
+
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    with pytest.raises(CharexpError):
-        resolve_reference("someone/../charlstm:v0", "artifacts")
+    monkeypatch.setattr(wandb, "Api", NoNetwork)
+    for ref, part in [("someone/../charlstm:v0", "project '..'"), ("someone/charexp/charlstm:..", "alias '..'"),
+                      (".../charexp/charlstm:v0", "entity '...'")]:
+        with pytest.raises(CharexpError) as err:
+            resolve_reference(ref, "artifacts")
+        assert part in str(err.value) and "not allowed" in str(err.value), str(err.value)
+    assert calls == []  # refused by the name check, not by a failed download
+    # the control: a well-formed online reference does reach the API (and its failure is one sentence)
+    with pytest.raises(CharexpError, match="could not fetch someone/charexp/charlstm:v0 from W&B"):
+        resolve_reference("someone/charexp/charlstm:v0", "artifacts")
+    assert calls == ["Api", "someone/charexp/charlstm:v0"]

@@ -4,6 +4,7 @@ reading every argument form, runs joining the sweep, and bad sweep YAMLs refused
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def test_expansion_matches_the_wandb_agent_for_every_macro(monkeypatch, tmp_path
     agent = wandb_agent.Agent(api=None, queue=None, sweep_id="swp12345")
     agent._sweep_command = list(command)
     agent._command_run({"run_id": "run00001", "program": "train.py", "args": {k: {"value": v} for k, v in params.items()}})
-    agent_files = {p: p.read_bytes() for p in (tmp_path / "wandb" / "sweep-swp12345").iterdir()}
+    agent_dir = tmp_path / "wandb" / "sweep-swp12345"
+    agent_files = {p.name: p.read_bytes() for p in agent_dir.iterdir()}
+    shutil.rmtree(agent_dir)  # ours must write the same files afresh, at the same paths
 
     launch = build_launch(command=list(command), program="train.py", params=params, sweep_id="swp12345", run_id="run00001",
                           project="proj", entity=None, offline=True, root=tmp_path, extra_env={})
@@ -48,10 +51,14 @@ def test_expansion_matches_the_wandb_agent_for_every_macro(monkeypatch, tmp_path
     assert expected[1] == "python"  # the agent's ${interpreter}; ours is this interpreter
     expected[1] = sys.executable
     assert launch.argv == expected
-    for key in ("WANDB_SWEEP_ID", "WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_DIR"):
+    for key in ("WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_DIR"):
         assert launch.env[key] == started["env"][key], key
-    assert {p: p.read_bytes() for p in agent_files} == agent_files  # same files, same bytes
-    assert sorted(p.name for p in agent_files) == ["config-run00001.json", "config-run00001.yaml"]
+    # the one deliberate difference: no sweep id the W&B server would not know (wandb/wandb#8115), a run group instead
+    assert started["env"]["WANDB_SWEEP_ID"] == "swp12345" and "WANDB_SWEEP_ID" not in launch.env
+    assert launch.env["WANDB_RUN_GROUP"] == "sweep-swp12345"
+    assert {p.name: p.read_bytes() for p in agent_dir.iterdir()} == agent_files  # same files, same bytes
+    assert sorted(agent_files) == ["config-run00001.json", "config-run00001.yaml"]
+    assert (launch.param_path.parent, launch.json_path.parent) == (agent_dir, agent_dir)
     # and every macro really expanded (not silently dropped)
     macros = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
     argv = " ".join(launch.argv)

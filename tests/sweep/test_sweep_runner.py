@@ -92,7 +92,9 @@ def test_grid_sweep_completes_and_its_table_matches_the_runs_own_summaries(tiny_
     for rec in state.runs:
         assert rec.state == "finished" and rec.exit_code == 0 and (sweep_dir / rec.log).is_file()
         _, (run,) = wandb_run(tmp_path, rec.run_id)
-        assert (run.sweep_id, run.project, run.exit_code) == (state.sweep_id, "grid-proj", 0)
+        # the sweep is a run group and tags, not a sweep id that no W&B server knows (so that wandb sync works)
+        assert (run.sweep_id, run.group, run.project, run.exit_code) == (None, f"sweep-{state.sweep_id}", "grid-proj", 0)
+        assert f"sweep-{state.sweep_id}" in run.tags and "charexp-sweep" in run.tags
         assert {k: run.config[k] for k in rec.params} == rec.params  # the swept values reached wandb.config
         own = run.summary["test/loss"]["min"]
         assert rec.metric == pytest.approx(own) and rows[rec.run_id] == pytest.approx(own, abs=6e-5)
@@ -201,7 +203,8 @@ def test_a_killed_runner_resumes_without_losing_or_repeating_a_run(tiny_config, 
         steps = steps or summary["step"]
         assert summary["state"] == "finished" and summary["step"] == steps  # every run trained to the end
         files, segments = wandb_run(tmp_path, rec.run_id)
-        assert segments[-1].exit_code == 0 and segments[-1].sweep_id == state.sweep_id
+        assert segments[-1].exit_code == 0 and segments[-1].group == f"sweep-{state.sweep_id}"
+        assert summary["sweep_id"] == state.sweep_id  # the local id, read from the agent-style parameter file's folder
         if rec.run_id == victim.run_id:
             assert rec.launches == 2 and launches == 2
             assert f"resuming run {rec.run_id}" in (sweep_dir / rec.log).read_text()

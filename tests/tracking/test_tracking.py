@@ -52,16 +52,16 @@ def test_summary_keeps_the_minimum_test_loss(reference, records):
 
 
 def test_samples_table_in_history_and_files(reference, records):
-    steps = [row["_step"] for row in records.history if row.get("samples/_type") == "incremental-table-file"]
+    steps = [row["_step"] for row in records.history if row.get("samples._type") == "incremental-table-file"]
     assert steps == [10, 20, 30, 40]
     tables = sorted((reference.wandb_file.parent / "files" / "media" / "table").glob("samples_*.table.json"))
     assert len(tables) == 4
     rows = []
     for path in tables:
         table = json.loads(path.read_text())
-        assert table["columns"] == ["step", "epoch", "prime", "text"]
+        assert table["columns"] == ["step", "epoch", "prime", "text", "note"]
         rows += [tuple(r) for r in table["data"]]
-    local = [(s["step"], s["epoch"], s["prime"], s["text"]) for s in reference.run_dir.samples()]
+    local = [(s["step"], s["epoch"], s["prime"], s["text"], s["note"]) for s in reference.run_dir.samples()]
     assert sorted(rows) == sorted(local)
 
 

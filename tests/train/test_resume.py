@@ -19,7 +19,7 @@ from charexp.store.artifacts import ArtifactStore
 from charexp.store.checkpoint import load_state, save_state
 from charexp.errors import CharexpError
 from charexp.tracking.rundir import RunDir
-from charexp.tracking.wandb_files import find_run_files, read_run
+from charexp.tracking.wandb_files import RunFile, find_run_files, read_run
 from conftest import REPO, synthetic_csv_text, write_tiny_csv
 from foundation import (SUBPROCESS_ENV, assert_same_tensors, isolate_env, leet_records, read_tensors, reference,  # noqa: F401
                         run_main, wait_for, without_timing, write_config)
@@ -39,15 +39,29 @@ def state_step(path: Path) -> int | None:
         return None
 
 
-def start_train(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+# The second segment runs slowly (a 50 ms pause before every step, from the fault suite's injector) and
+# flushes its .wandb file every 0.1 s, so that it is killed only once W&B has recorded some of its steps.
+SLOW_AND_FLUSHED = {"CHAREXP_FAULTS": json.dumps([{"target": "charexp.train.trainer:Trainer.train_step", "call": 1, "from_call": True,
+                                                   "when": "before", "action": "sleep", "seconds": 0.05}]),
+                    "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL": "0.1"}
+FAULT_PROGRAM = REPO / "tests" / "faults" / "train_with_faults.py"
+
+
+def start_train(args: list[str], cwd: Path, log: Path, env: dict | None = None, program: Path = REPO / "train.py") -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k != "WANDB_RUN_ID"}
-    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env={**environ, **SUBPROCESS_ENV, **(env or {})},
+    return subprocess.Popen([sys.executable, str(program), *args], cwd=cwd, env={**environ, **SUBPROCESS_ENV, **(env or {})},
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
-def kill_after_a_state(proc: subprocess.Popen, state: Path, after_step: int, log: Path) -> int:
-    """SIGKILL the run as soon as it has saved a state beyond `after_step`; return that state's step."""
-    step = wait_for(lambda: proc.poll() is not None or ((s := state_step(state)) is not None and s > after_step and s), timeout=240)
+def wandb_steps(root: Path, segment: int) -> list[int]:
+    """The steps the run's `segment`-th .wandb file holds so far."""
+    files = find_run_files(root / "wandb", RUN_ID)
+    return [row["_step"] for row in RunFile(files[segment]).poll().history] if len(files) > segment else []
+
+
+def kill_after_a_state(proc: subprocess.Popen, state: Path, after_step: int, log: Path, also=lambda: True) -> int:
+    """SIGKILL the run as soon as it has saved a state beyond `after_step` (and `also()` holds); return that state's step."""
+    step = wait_for(lambda: proc.poll() is not None or ((s := state_step(state)) is not None and s > after_step and also() and s), timeout=240)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(60)
@@ -92,8 +106,8 @@ def resumed(tmp_path_factory) -> Resumed:
         (run.path / "decoy.pt").rename(run.path / ".state.pt.zzzzzzzz.tmp")
         (run.path / ".state.pt.yyyyyyyy.tmp").write_bytes(run.state_path.read_bytes()[:1000])
 
-        proc = start_train(["--resume", "last"], root, root / "second.log")
-        second = kill_after_a_state(proc, run.state_path, first, root / "second.log")
+        proc = start_train(["--resume", "last"], root, root / "second.log", env=SLOW_AND_FLUSHED, program=FAULT_PROGRAM)
+        second = kill_after_a_state(proc, run.state_path, first, root / "second.log", also=lambda: wandb_steps(root, 1)[-1:] > [first])
 
         code, log = run_main(["--resume", RUN_ID])
         assert code == 0, log
@@ -128,11 +142,12 @@ def test_resumed_run_keeps_its_wandb_id_and_step_numbering(resumed):
     assert len(files) == 3  # the first run and two resumed segments, one .wandb file each, all named for the run id
     segments = [read_run(f) for f in files]
     # A SIGKILLed segment's file can hold no records at all (wandb-core had not flushed them when the process
-    # died; seen here as 7-byte files). Whatever a killed segment did record must belong to this run.
+    # died; seen here as 7-byte files). Whatever a killed segment did record must belong to this run. The
+    # second segment was killed only after W&B had flushed some of its steps (SLOW_AND_FLUSHED).
     assert {s.run_id for s in segments[:2]} <= {RUN_ID, None}
-    assert segments[2].run_id == RUN_ID
+    assert segments[1].run_id == segments[2].run_id == RUN_ID
     second_steps = [row["_step"] for row in segments[1].history]
-    assert all(step > resumed.first_kill for step in second_steps)
+    assert second_steps and second_steps[0] == resumed.first_kill + 1 and second_steps == sorted(set(second_steps))
     last_steps = [row["_step"] for row in segments[2].history]
     assert last_steps[0] == resumed.second_kill + 1 and last_steps[-1] == TOTAL and last_steps == sorted(set(last_steps))
     assert segments[2].exit_code == 0 and segments[2].summary["state"] == "finished"
