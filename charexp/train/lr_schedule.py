@@ -39,6 +39,18 @@ def scheduled_lr(cfg: Config, clock: RunClock) -> float:
     return cfg.lr * cfg.lr_decay**clock.epoch
 
 
+def inert_schedule_keys(cfg: Config) -> list[str]:
+    """Set schedule keys that the chosen schedule ignores, as one line each: a sweep over lr_decay on a
+    cosine config would otherwise run the same rate N times without a word."""
+    notes = []
+    if cfg.lr_decay != 1.0 and cfg.lr_schedule != "exponential":
+        notes.append(f"note: lr_decay {cfg.lr_decay:g} has no effect with lr_schedule {cfg.lr_schedule}; "
+                     "it applies to lr_schedule exponential")
+    if cfg.min_lr and cfg.lr_schedule != "cosine":
+        notes.append(f"note: min_lr {cfg.min_lr:g} has no effect with lr_schedule {cfg.lr_schedule}; it applies to lr_schedule cosine")
+    return notes
+
+
 def lr_at(cfg: Config, clock: RunClock, scale: float = 1.0) -> float:
     """The rate for the step after `clock.step`: schedule x warm-up x `scale` (reject_factor^rejections)."""
     warmup = min(1.0, (clock.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0

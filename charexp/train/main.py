@@ -16,6 +16,7 @@ from rich.console import Console
 from charexp.store.artifacts import ArtifactStore
 from charexp.store.checkpoint import Checkpoint, load_checkpoint, load_state
 from charexp.train.args import parse_train_args
+from charexp.train.lr_schedule import inert_schedule_keys
 from charexp.config import Config, build_config, load_config
 from charexp.data.corpus import Corpus, Vocab, load_corpus
 from charexp.data.download import resolve_data_path
@@ -149,6 +150,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     if resume:
         run_dir.rewind_to(int(resume.state["position"]["step"]))
     console.print(corpus.describe())
+    for note in inert_schedule_keys(cfg):
+        console.print(note, highlight=False)
 
     seed_everything(cfg.seed)
     if device.type == "cuda":

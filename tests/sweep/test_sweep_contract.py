@@ -167,12 +167,15 @@ def test_bad_sweep_input_is_one_clear_error_before_any_run(case, words, tmp_path
 def test_the_project_sweep_yamls_are_valid():
     from charexp.sweep.spec import load_sweep_spec
 
-    for name, params in (("lr", ["lr", "lr_decay"]), ("lr_bayes", ["lr", "lr_decay"]), ("arch", ["layers", "hidden"]),
-                         ("phase2", ["init_from", "lr", "lr_decay"])):
+    decay = ["lr_decay", "lr_schedule"]  # lr_decay only acts on the exponential schedule, so these pin it
+    for name, params in (("lr", ["lr", *decay]), ("lr_bayes", ["lr", *decay]), ("arch", ["layers", "hidden"]),
+                         ("phase2", ["init_from", "lr", *decay])):
         spec = load_sweep_spec(REPO / "sweeps" / f"{name}.yaml", cwd=REPO)
         assert spec.params == params and spec.is_charexp
         assert spec.command == ["${env}", "${interpreter}", "${program}", "--config", "configs/startrek.yaml", "${args}"]
         assert (spec.metric_name, spec.goal) == ("test/loss", "minimize")
+        if "lr_decay" in params:
+            assert yaml.safe_load((REPO / "sweeps" / f"{name}.yaml").read_text())["parameters"]["lr_schedule"] == {"value": "exponential"}
     grid = yaml.safe_load((REPO / "sweeps" / "lr.yaml").read_text())["parameters"]
     assert grid["lr"]["values"] == [1e-3, 3e-4, 1e-4, 3e-5, 1e-5] and grid["lr_decay"]["values"] == [1.0, 0.5, 0.1]
     bayes = yaml.safe_load((REPO / "sweeps" / "lr_bayes.yaml").read_text())

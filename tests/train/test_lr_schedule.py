@@ -7,7 +7,7 @@ import math
 import pytest
 
 from charexp.config import build_config
-from charexp.train.lr_schedule import RunClock, lr_at
+from charexp.train.lr_schedule import RunClock, inert_schedule_keys, lr_at
 from charexp.tracking.wandb_files import find_run_files
 from conftest import TINY
 from foundation import leet_records, only_run_id, run_main, write_config
@@ -62,6 +62,14 @@ def test_min_lr_above_lr_is_refused_in_one_sentence():
         cfg(min_lr=0.1)
 
 
+def test_keys_that_the_schedule_ignores_are_named():
+    assert inert_schedule_keys(cfg()) == [] and inert_schedule_keys(cfg(lr_decay=0.5)) == []
+    assert inert_schedule_keys(cfg(lr_schedule="cosine", min_lr=0.001)) == []
+    (note,) = inert_schedule_keys(cfg(lr_schedule="cosine", lr_decay=0.5))
+    assert note == "note: lr_decay 0.5 has no effect with lr_schedule cosine; it applies to lr_schedule exponential"
+    assert [n.split()[1] for n in inert_schedule_keys(cfg(lr_schedule="constant", lr_decay=0.5, min_lr=0.001))] == ["lr_decay", "min_lr"]
+
+
 @pytest.mark.parametrize("schedule", ["exponential", "cosine", "constant"])
 def test_each_schedules_lr_is_what_wandb_history_shows(schedule, tmp_path, tiny_csv):
     """A real run, logging every step: the `lr` rows of its offline .wandb file, read by `wandb leet`, follow lr_at."""
@@ -84,3 +92,5 @@ def test_each_schedules_lr_is_what_wandb_history_shows(schedule, tmp_path, tiny_
     if schedule == "exponential":
         assert logged[total] == pytest.approx(0.005)  # epoch 2: lr x decay
     assert not any(math.isnan(v) for v in logged.values())
+    ignored = {"exponential": ["min_lr"], "cosine": ["lr_decay"], "constant": ["lr_decay", "min_lr"]}[schedule]
+    assert [key for key in ("lr_decay", "min_lr") if f"note: {key} " in log] == ignored  # said once, at the start
