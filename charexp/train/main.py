@@ -21,7 +21,7 @@ from charexp.config import Config, build_config, load_config
 from charexp.data.corpus import Corpus, Vocab, load_corpus
 from charexp.data.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
-from charexp.model import CharLSTM, configure_cuda, resolve_device
+from charexp.model import CharLSTM, configure_cpu, configure_cuda, resolve_device
 from charexp.train.progress import TrainProgress, config_table
 from charexp.store.references import resolve_artifact
 from charexp.sampling import check_primes
@@ -156,6 +156,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     seed_everything(cfg.seed)
     if device.type == "cuda":
         configure_cuda()
+    elif device.type == "cpu":
+        configure_cpu()
     model = CharLSTM.from_config(cfg, len(corpus.vocab))
     if init:
         model.load_state_dict(init.model.state_dict())
