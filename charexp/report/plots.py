@@ -93,6 +93,21 @@ def mark_rejections(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
                     ha="right", va="bottom", fontsize=8, color="tab:red")
 
 
+def scale_to_training(ax: Any, curves: Iterable[tuple[list[float], list[float]]]) -> None:
+    """Fit the y axis to the evals after step 0 when a step-0 eval (reject_worse's score of the starting
+    weights, about ln(vocabulary) for a fresh model) would flatten every later difference; say where it went."""
+    curves = list(curves)
+    later = [y for xs, ys in curves for x, y in zip(xs, ys) if x > 0]
+    start = [y for xs, ys in curves for x, y in zip(xs, ys) if x <= 0]
+    if not later or not start or max(start) <= max(later):
+        return
+    low, high = min(later), max(later)
+    pad = (high - low) * 0.1 or 0.05
+    ax.set_ylim(low - pad, high + pad)
+    ax.annotate(f"step 0: {max(start):.2f} (above the scale)", xy=(0.01, 0.98), xycoords="axes fraction",
+                ha="left", va="top", fontsize=8, color="0.4")
+
+
 def bpc_axis(ax: Any) -> None:
     """A right-hand axis in bits per character (nats / ln 2)."""
     ax.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda bits: bits * LN2)).set_ylabel("bits per char")

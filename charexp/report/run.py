@@ -17,7 +17,7 @@ from typing import Any
 from charexp.store.artifacts import ArtifactStore
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
-from charexp.report.plots import LN2, finish_figure, new_figure, rejections, series, smooth
+from charexp.report.plots import LN2, finish_figure, new_figure, rejections, scale_to_training, series, smooth
 from charexp.tracking.rundir import RunDir
 from charexp.summary_view import fmt
 
@@ -135,6 +135,7 @@ def plot_test_loss(data: RunData, path: Path) -> Path:
         if best and isinstance(best.get("step"), (int, float)):
             ax.plot([best["step"]], [best["test/loss"]], marker="*", markersize=14, color="tab:red", linestyle="none",
                     label=f"best {best['test/loss']:.4f} ({best['test/loss'] / LN2:.3f} bpc)")
+        scale_to_training(ax, [(xs, ys)])
     return finish_figure(fig, ax, path, bool(xs), "test/loss", data.history, bpc=True)
 
 

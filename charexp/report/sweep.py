@@ -19,7 +19,7 @@ from typing import Any, Callable
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 from charexp.report.run import RunData, is_run_dir, load_run, write_report
-from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, series, use_log_x
+from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, scale_to_training, series, use_log_x
 from charexp.summary_view import fmt, metric_sort_key, param_text, swept_keys
 
 DONE_STATES = ("finished",)
@@ -120,6 +120,7 @@ def plot_test_loss_all(runs: list[SweepRun], params: list[str], path: Path) -> P
             ax.plot(xs, ys, marker="o", markersize=2, linewidth=0.8, color="0.7", zorder=2,
                     label=f"{len(curves) - LEGEND_RUNS} other runs" if rank == LEGEND_RUNS else None)
     if curves:
+        scale_to_training(ax, [(xs, ys) for _, xs, ys in curves])
         ax.legend(fontsize=7, loc="best")
         bpc_axis(ax)
     else:

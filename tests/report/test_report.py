@@ -223,3 +223,24 @@ def test_smoothing_and_epoch_marks() -> None:
     assert smooth([3.0, 1.0], weight=0.5)[0] == pytest.approx(3.0)
     rows = [{"step": 10, "epoch": 0.5}, {"step": 20, "epoch": 1.0}, {"step": 30, "epoch": 1.5}, {"step": 40, "epoch": 2.0}, {"step": 40, "epoch": 2.0}]
     assert epoch_boundaries(rows) == [(20.0, 1), (40.0, 2)]
+
+
+def test_a_step_0_eval_does_not_flatten_the_test_loss_plot() -> None:
+    import matplotlib.pyplot as plt
+
+    from charexp.report.plots import scale_to_training
+
+    fig, ax = plt.subplots()
+    curve = ([0, 100, 200, 300], [4.39, 1.35, 1.30, 1.22])  # reject_worse's eval of the starting weights, then training
+    ax.plot(*curve)
+    scale_to_training(ax, [curve])
+    low, high = ax.get_ylim()
+    assert 1.1 < low < 1.22 and 1.35 < high < 1.5
+    assert [t.get_text() for t in ax.texts] == ["step 0: 4.39 (above the scale)"]
+    fig2, ax2 = plt.subplots()  # no step-0 eval, or one below the rest: matplotlib's own limits stay
+    ax2.plot([100, 200], [1.35, 1.22])
+    before = ax2.get_ylim()
+    scale_to_training(ax2, [([100, 200], [1.35, 1.22])])
+    assert ax2.get_ylim() == before and not ax2.texts
+    plt.close(fig)
+    plt.close(fig2)
