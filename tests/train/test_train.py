@@ -129,7 +129,7 @@ def test_sample_chars_outside_the_vocabulary_are_refused_before_training(tmp_pat
 
 def test_a_cpu_run_flushes_denormal_floats(tmp_path, tiny_config):
     """A rate that saturates the LSTM's gates fills it with denormals, which x86 computes in microcode
-    (an lr-3e-2 run slowed 5x in E4); a CPU run flushes them to zero."""
+    (an lr-3e-2 run slowed about 14x in E4); a CPU run flushes them to zero."""
     import torch
 
     if not torch.set_flush_denormal(False):
