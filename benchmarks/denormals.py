@@ -1,4 +1,4 @@
-"""Training-step time with saturated LSTM gates, with and without flushing denormal floats, in one run.
+"""Forward + backward time with saturated LSTM gates, with and without flushing denormal floats, in one run.
 
 A learning rate far too high (E4: lr 3e-2 on configs/startrek.yaml) drives the LSTM into a state where
 activations and gradients underflow into denormal floats, which x86 CPUs compute in microcode, many times
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,11 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tempfile  # noqa: E402
-
+from charexp.errors import run_cli  # noqa: E402
 from charexp.model import CharLSTM  # noqa: E402
+from charexp.store.artifacts import ArtifactStore  # noqa: E402
 from charexp.store.checkpoint import load_checkpoint  # noqa: E402
 from charexp.train.main import main as train_main  # noqa: E402
+
 
 def step_seconds(model: CharLSTM, batch: torch.Tensor, flush: bool) -> float:
     torch.set_flush_denormal(flush)
@@ -47,7 +49,7 @@ def saturated_checkpoint(tmp: str) -> Path:
                        f"--artifacts_dir={tmp}/artifacts"])
     if code != 0:
         raise SystemExit(code)
-    return Path(tmp) / "artifacts" / "charlstm" / "v0"
+    return ArtifactStore(f"{tmp}/artifacts", "charlstm").resolve("latest").path
 
 
 def main() -> None:
@@ -84,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # a bad --checkpoint is one sentence, as in train.py
