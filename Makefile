@@ -1,6 +1,6 @@
 # Two commands do the whole set-up on a fresh machine:
 #   make quick   install into .venv, then a ~2-minute training run (configs/quick.yaml, W&B offline)
-#   make test    install into .venv, then the test suite
+#   make test    install into .venv, then ruff (lint + import order) and the test suite
 #   make test-min the test suite in .venv-min, on the lowest versions pyproject.toml allows (every >= floor as ==)
 PYTHON ?= python3
 VENV ?= .venv
@@ -37,6 +37,7 @@ quick: install
 	$(PY) train.py --config configs/quick.yaml
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 # A fresh venv each time, so that nothing newer is left over from an earlier install.
@@ -50,6 +51,7 @@ test-min:
 	$(PY_MIN) -m pip install -q --no-deps -e .
 	$(PY_MIN) -m pip check
 	$(PY_MIN) -m pip freeze > $(VENV_MIN)/freeze.txt
+	$(PY_MIN) -m ruff check --no-cache .
 	$(PY_MIN) -m pytest -q -p no:cacheprovider
 
 bench: install

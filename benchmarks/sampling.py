@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from charexp.config import load_config  # noqa: E402
 from charexp.data.corpus import Vocab  # noqa: E402
 from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
-from charexp.sampling import generate  # noqa: E402
+from charexp.sample.generate import generate  # noqa: E402
 
 TEXT = "KIRK: Mister Spock, report. SPOCK: Fascinating, Captain. McCOY: He's dead, Jim! UHURA: Hailing frequencies open."
 

@@ -28,10 +28,10 @@ def wall(cmd: list[str], cwd: Path) -> float:
 def make_checkpoint(tmp: Path) -> Path:
     """A real 2x200 checkpoint written by charexp itself (untrained weights: sampling cost is the same)."""
     sys.path.insert(0, str(ROOT))
-    from charexp.store.checkpoint import write_checkpoint
     from charexp.config import build_config
     from charexp.data.corpus import Vocab
     from charexp.model import CharLSTM
+    from charexp.store.checkpoint import write_checkpoint
 
     cfg = build_config({})
     vocab = Vocab.from_texts(["KIRK: Mister Spock, report. SPOCK: Fascinating, Captain."])

@@ -34,16 +34,16 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from charexp.store.artifacts import ArtifactStore  # noqa: E402
-from charexp.data.batching import EncodedSplit, plan_epoch  # noqa: E402
 from charexp.config import load_config  # noqa: E402
+from charexp.data.batching import EncodedSplit, plan_epoch  # noqa: E402
 from charexp.data.corpus import load_corpus  # noqa: E402
 from charexp.data.download import resolve_data_path  # noqa: E402
 from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
-from charexp.train.progress import TrainProgress  # noqa: E402
+from charexp.store.artifacts import ArtifactStore  # noqa: E402
 from charexp.tracking.rundir import RunDir  # noqa: E402
-from charexp.train.signals import StopRequest  # noqa: E402
 from charexp.tracking.tracker import Tracker  # noqa: E402
+from charexp.train.progress import TrainProgress  # noqa: E402
+from charexp.train.signals import StopRequest  # noqa: E402
 from charexp.train.trainer import Trainer, make_autocast  # noqa: E402
 
 
@@ -217,7 +217,7 @@ def main() -> None:
     overrides = {"batch_size": args.batch_size, "batch_tokens": args.batch_tokens}
     cfg = load_config(args.config, {k: v for k, v in overrides.items() if v is not None}).updated(
         {"data": args.data, "device": str(device), "amp": args.amp, "split": "line", "seed": 0})
-    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.seed)
+    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.split_seed)
     window = args.window or (400 if device.type == "cuda" else 60)
     lengths = np.array([len(t) + 1 for t in corpus.train])
     plan = plan_epoch(lengths, cfg.batch_size, cfg.max_len, cfg.seed, 0, torch.device("cpu"), cfg.batch_tokens)

@@ -1,50 +1,44 @@
-"""The `charexp` console script: data, sweep, report, runs.
+"""The `charexp` console script: train, sample, data, sweep, report, runs.
 
-Each command group lives in its own module; heavy imports happen inside the commands.
+Each command lives in its package's command module; heavy imports happen inside the commands.
+`charexp train` and `charexp sample` are `python train.py` and `python sample.py`, flag for flag.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 import typer
 
-from charexp.errors import CharexpError, fail
+from charexp.data.command import app as data_app
+from charexp.errors import run_cli, run_typer_app
 from charexp.report.command import app as report_app
+from charexp.sample.command import sample
 from charexp.sweep.command import app as sweep_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="charexp: character-level LSTM experiments tracked in W&B. Training and sampling are "
-                       "python train.py / python sample.py; this tool fetches data, runs offline sweeps and reports.")
-data_app = typer.Typer(no_args_is_help=True, help="The training corpus.")
-app.add_typer(data_app, name="data")
+                  help="charexp: character-level LSTM experiments tracked in W&B: train, sample, fetch data, "
+                       "run offline sweeps and report.")
+
+# train.py parses its own command line (every config key as a flag, in each form a sweep agent writes),
+# so `charexp train` hands it everything, --help included
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@app.command("train", context_settings=PASS_THROUGH, add_help_option=False)
+def train(ctx: typer.Context) -> None:
+    """Train a model: python train.py's flags (charexp train --help lists them)."""
+    from charexp.train.main import main
+
+    raise typer.Exit(main(ctx.args))
+
+
+app.command("sample", help="Generate lines from a trained CharLSTM: python sample.py's flags.")(sample)
+app.add_typer(data_app)
 app.add_typer(sweep_app)
 app.add_typer(report_app)
 
 
-@data_app.command("download")
-def data_download(
-    url: Optional[str] = typer.Option(None, help="download from this URL instead (a mirror; file:// works); default: $CHAREXP_CORPUS_URL or the public release asset"),
-    cache_dir: Optional[Path] = typer.Option(None, help="where to keep it; default: $CHAREXP_CACHE_DIR or ~/.cache/charexp"),
-    force: bool = typer.Option(False, "--force", help="download again even when a verified copy is cached"),
-) -> None:
-    """Fetch the Star Trek transcript corpus, verify its sha256 and store it atomically in the cache."""
-    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-
-    from charexp.data.download import STARTREK, download
-
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), transient=True) as bar:
-        task = bar.add_task(f"downloading {STARTREK.filename}", total=STARTREK.size)
-        path = download(STARTREK, url=url, dest_dir=cache_dir, force=force, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    typer.echo(f"{path} (sha256 {STARTREK.sha256[:12]}…, {STARTREK.size:,} bytes); configs use it as data: startrek")
-
-
 def main() -> None:
-    try:
-        app()
-    except CharexpError as err:
-        fail(str(err), err.exit_code)
+    run_cli(lambda: run_typer_app(app, prog_name="charexp"))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ once, here, before any work starts; errors name the key (and the closest valid k
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -58,7 +59,8 @@ class Config(BaseModel):
     sample_max_len: int = Field(200, ge=1, description="longest sampled line, in characters")
     # runtime
     init_from: Optional[str] = Field(None, description="start from these weights and vocabulary: artifact reference (best-test-loss, epoch-1, v3, charlstm:latest, entity/project/charlstm:v3) or checkpoint directory")
-    seed: int = Field(0, description="seed for the split, initialisation, batch order, dropout and sampling")
+    seed: int = Field(0, description="seed for initialisation, batch order, dropout and sampling; runs that differ only in seed are replicates on one test set")
+    split_seed: int = Field(0, description="seed of the train/test split alone (the test set); runs with equal split_seed compete for best-test-loss")
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
     amp: bool = Field(False, description="bf16 autocast for the forward pass (meant for CUDA; on CPU it works but is slow)")
     # tracking and storage
@@ -86,22 +88,51 @@ class Config(BaseModel):
         return self.model_dump()
 
     def updated(self, values: dict[str, Any], source: str = "override") -> "Config":
-        """A new validated Config with `values` applied on top."""
-        return build_config({**self.to_dict(), **values}, source=source)
+        """A new validated Config with `values` applied on top. The keys set explicitly (`model_fields_set`:
+        those the YAML, command line or sweep named) stay marked, plus `values`' own."""
+        new = build_config({**self.to_dict(), **values}, source=source)
+        object.__setattr__(new, "__pydantic_fields_set__", set(self.model_fields_set) | set(values))
+        return new
 
 
 KEYS: tuple[str, ...] = tuple(Config.model_fields)
 
 
+# What other tools call these keys (Lightning, HF, pytorch/examples word_language_model): a spelling that is
+# no typo of ours, so difflib alone would miss it.
+ALIASES = {"learning_rate": "lr", "learningrate": "lr", "lr_scheduler": "lr_schedule", "scheduler": "lr_schedule",
+           "num_layers": "layers", "n_layers": "layers", "nlayers": "layers", "hidden_size": "hidden", "n_hidden": "hidden",
+           "nhid": "hidden", "hidden_dim": "hidden", "emsize": "embed", "embedding_dim": "embed", "embedding_size": "embed",
+           "emb": "embed", "batchsize": "batch_size", "bsz": "batch_size", "num_epochs": "epochs", "n_epochs": "epochs",
+           "max_epochs": "epochs", "clip": "grad_clip", "gradient_clip_val": "grad_clip", "max_grad_norm": "grad_clip",
+           "bptt": "max_len", "seq_len": "max_len", "warmup": "warmup_steps", "num_warmup_steps": "warmup_steps",
+           "random_seed": "seed", "data_path": "data", "dataset": "data", "project": "wandb_project",
+           "entity": "wandb_entity", "resume_from": "init_from", "init_checkpoint": "init_from"}
+
+
 def nearest_key(name: str) -> str | None:
-    match = difflib.get_close_matches(name.replace("-", "_"), KEYS, n=1, cutoff=0.5)
+    name = name.replace("-", "_")
+    if name.lower() in ALIASES:
+        return ALIASES[name.lower()]
+    match = difflib.get_close_matches(name, KEYS, n=1, cutoff=0.5)
     return match[0] if match else None
 
 
-def _unknown_key_error(name: str, source: str) -> CharexpError:
-    hint = nearest_key(name)
-    suggestion = f"; did you mean '{hint}'?" if hint else f"; valid keys: {', '.join(KEYS)}."
-    return CharexpError(f"unknown config key '{name}' in {source}{suggestion}")
+def unknown_keys_error(names: list[str], source: str) -> CharexpError:
+    """Every unknown key at once, each with its likely meaning, in one sentence."""
+    parts = []
+    for name in names:
+        hint = nearest_key(name)
+        parts.append(f"'{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+    noun = "key" if len(names) == 1 else "keys"
+    tail = "" if all(nearest_key(n) for n in names) else f"; valid keys: {', '.join(KEYS)}"
+    return CharexpError(f"unknown config {noun} {', '.join(parts)} in {source}{tail}")
+
+
+def check_keys(values: dict[str, Any], source: str) -> None:
+    unknown = [str(key) for key in values if key not in Config.model_fields]
+    if unknown:
+        raise unknown_keys_error(unknown, source)
 
 
 USER_FIX = "fix it in the YAML file or on the command line"
@@ -109,9 +140,7 @@ USER_FIX = "fix it in the YAML file or on the command line"
 
 def build_config(values: dict[str, Any], source: str = "config", fix: str = USER_FIX) -> Config:
     """Validate `values`; `fix` is the advice given with a bad value (a stored config is not the user's to edit)."""
-    for key in values:
-        if key not in Config.model_fields:
-            raise _unknown_key_error(str(key), source)
+    check_keys(values, source)
     try:
         return Config(**values)
     except ValidationError as err:
@@ -122,6 +151,37 @@ def build_config(values: dict[str, Any], source: str = "config", fix: str = USER
         got = first.get("input")
         where = "" if fix == USER_FIX else f" in {source}"
         raise CharexpError(f"config key '{key}'{where}: {first['msg'].rstrip('.')} (got {got!r}); {fix}") from None
+
+
+# Keys that say where a run's outputs go, how often it reports, or where it runs: they never change what is
+# trained (eval, samples and saves draw on their own random streams; resume is bit-identical), so two runs
+# that differ only in them, and in `seed`, are replicates of one experiment.
+NOT_THE_EXPERIMENT = ("seed", "device", "log_every", "eval_every", "sample_every", "checkpoint_every", "sample_chars",
+                      "sample_temperature", "sample_top_k", "sample_max_len", "wandb_project", "wandb_entity",
+                      "wandb_mode", "artifact_name", "runs_dir", "artifacts_dir")
+
+
+def replicate_group(values: dict[str, Any]) -> str:
+    """`config-<8 hex>`: equal for runs whose configs differ only in seed (and the keys above). It is the
+    W&B run group of a training run, so W&B's UI draws replicates as one line with a band, and the key by
+    which `charexp report` groups a sweep's runs. Keys missing from `values` count as their defaults."""
+    full = {**{k: f.default for k, f in Config.model_fields.items()}, **upgrade_stored(values)}
+    kept = {k: v for k, v in full.items() if k in Config.model_fields and k not in NOT_THE_EXPERIMENT}
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return f"config-{digest[:8]}"
+
+
+def stored_config(values: dict[str, Any], source: str, fix: str) -> Config:
+    """A config saved by a run (resume state, checkpoint, run directory), validated. Before split_seed
+    existed, `seed` also picked the split: such a config keeps its split by reading split_seed = seed."""
+    return build_config(upgrade_stored(values), source=source, fix=fix)
+
+
+def upgrade_stored(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with split_seed filled in the way the run that saved them split its data."""
+    if isinstance(values, dict) and "split_seed" not in values:
+        return {**values, "split_seed": values.get("seed", 0)}
+    return values
 
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
@@ -176,14 +236,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     values: dict[str, Any] = {}
     if path is not None:
         values.update(read_yaml_config(path))
-    for key in (overrides or {}):
-        if key not in Config.model_fields:
-            raise _unknown_key_error(key, "the command line")
+    check_keys(overrides or {}, "the command line")
     values.update(overrides or {})
     sweep = sweep_param_values()
-    for key in sweep:
-        if key not in Config.model_fields:
-            raise _unknown_key_error(key, "the sweep parameters")
+    check_keys(sweep, "the sweep parameters")
     values.update(sweep)
     return build_config(values, source=str(path) if path else "the command line")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
 
 class CharexpError(Exception):
@@ -35,7 +35,8 @@ def fail(message: str, exit_code: int = 2) -> NoReturn:
 
 
 def run_cli(main: Callable[[], int | None]) -> NoReturn:
-    """Run an entry point, turning CharexpError into one line on stderr and an exit code."""
+    """Every command's one error path: a CharexpError is one line on stderr and its exit code (2 for bad
+    input), Ctrl-C is exit 130, and otherwise the exit code is what `main` returns."""
     try:
         code = main()
     except CharexpError as err:
@@ -44,3 +45,40 @@ def run_cli(main: Callable[[], int | None]) -> NoReturn:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130)
     raise SystemExit(code or 0)
+
+
+def run_typer_app(app: Any, args: list[str] | None = None, prog_name: str | None = None) -> int:
+    """Run a typer app for run_cli: its usage errors and --help stay typer's, but a CharexpError and Ctrl-C
+    reach run_cli as they are (typer would print Ctrl-C as "Aborted!" or exit with its own code)."""
+    import typer
+    import typer.main
+
+    try:  # newer typer carries its own copy of click
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click.exceptions import ClickException
+
+    command = typer.main.get_command(app)
+    try:
+        with command.make_context(prog_name or "charexp", list(sys.argv[1:] if args is None else args)) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as err:  # --help, typer.Exit(code)
+        return err.exit_code
+    except typer.Abort:
+        raise KeyboardInterrupt from None
+    except ClickException as err:  # a usage error: typer's own message, exit 2
+        _show_usage_error(err, app)
+        return err.exit_code
+    return 0
+
+
+def _show_usage_error(err: Any, app: Any) -> None:
+    try:
+        from typer import rich_utils
+
+        if getattr(app, "rich_markup_mode", None) is not None:
+            rich_utils.rich_format_error(err)
+            return
+    except (ImportError, AttributeError):  # a typer without rich
+        pass
+    err.show()

@@ -6,6 +6,8 @@ through LSTMCells that share the LSTM's weights, which is what a sampler calls i
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,6 +77,18 @@ def configure_cpu() -> bool:
     gradients with denormals, which x86 CPUs compute in microcode: an lr-3e-2 run slowed about 14x (E4). Returns
     whether the CPU supports it (x86 with SSE3)."""
     return torch.set_flush_denormal(True)
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16_lstm() -> bool:
+    """Whether nn.LSTM runs under bf16 autocast on this CPU. oneDNN has no bf16 LSTM for CPUs without AVX-512
+    (an AVX2 EPYC raises "could not create a primitive descriptor for the LSTM forward propagation primitive")."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            nn.LSTM(4, 4, batch_first=True)(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
+
+from charexp.numbers import finite
+
+if TYPE_CHECKING:  # a view of the run directory's summary; the ground does not import tracking
+    from charexp.sweep.state import SweepState
+    from charexp.tracking.rundir import RunSummary
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -18,20 +24,20 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def run_summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"run {summary.get('run_id')} — {summary.get('state')}", show_header=False)
+def run_summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"run {summary.run_id} — {summary.state}", show_header=False)
     table.add_column(style="cyan")
     table.add_column()
-    best = summary.get("best_test_loss")
+    best = summary.best_test_loss
     rows = [
-        ("best test/loss", f"{fmt(best)} nats/char ({fmt(best / math.log(2) if best else None)} bpc) at epoch {summary.get('best_epoch')}"),
-        ("last eval", ", ".join(f"{k.split('/')[-1]} {fmt(v)}" for k, v in (summary.get("last_eval") or {}).items()) or "-"),
-        ("trained", f"{summary.get('step')} steps, {summary.get('chars', 0):,} chars in {fmt(summary.get('seconds'), 1)} s on {summary.get('device')}"),
-        ("artifact", f"{summary.get('artifact')}: {'; '.join(summary.get('versions') or []) or '-'}"),
-        ("W&B", f"{summary.get('wandb_mode')} {summary.get('wandb_dir') or ''}".strip()),
+        ("best test/loss", f"{fmt(best)} nats/char ({fmt(best / math.log(2) if best else None)} bpc) at epoch {summary.best_epoch}"),
+        ("last eval", ", ".join(f"{k.split('/')[-1]} {fmt(v)}" for k, v in (summary.last_eval or {}).items()) or "-"),
+        ("trained", f"{summary.step} steps, {summary.chars or 0:,} chars in {fmt(summary.seconds, 1)} s on {summary.device}"),
+        ("artifact", f"{summary.artifact}: {'; '.join(summary.versions) or '-'}"),
+        ("W&B", f"{summary.wandb_mode} {summary.wandb_dir or ''}".strip()),
     ]
-    if summary.get("rejected_epochs"):
-        rows.insert(3, ("rejected epochs", ", ".join(map(str, summary["rejected_epochs"])) + " (reject_worse: their weights were thrown away)"))
+    if summary.rejected_epochs:
+        rows.insert(3, ("rejected epochs", ", ".join(map(str, summary.rejected_epochs)) + " (reject_worse: their weights were thrown away)"))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -39,20 +45,20 @@ def run_summary_table(summary: dict[str, Any]) -> Table:
 
 def metric_sort_key(value: Any, goal: str = "minimize") -> tuple[int, float]:
     """Sort key that puts the best metric first and runs without one last."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not finite(value):
         return (1, 0.0)
     return (0, -value if goal == "maximize" else value)
 
 
-def swept_keys(state: dict[str, Any]) -> list[str]:
+def swept_keys(state: SweepState) -> list[str]:
     """Parameters a sweep varies: those in its runs' params that the sweep config does not fix with `value:`."""
-    spec = (state.get("config") or {}).get("parameters") or {}
+    spec = (state.config or {}).get("parameters") or {}
     fixed = {k for k, v in spec.items() if isinstance(v, dict) and "value" in v}
-    names = dict.fromkeys(k for r in state.get("runs") or [] if isinstance(r, dict) for k in (r.get("params") or {}))
+    names = dict.fromkeys(k for r in state.runs for k in (r.params or {}))
     return [k for k in names if k not in fixed]
 
 
-def runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> Table:
+def local_runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> Table:
     """`charexp runs`: one row per run directory. Rows hold run_id, config, best_test_loss, state and
     updated (a file time); the table fits an 80-column terminal."""
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
@@ -61,10 +67,9 @@ def runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> Table:
                          style="cyan" if column == "run" else None)
     for row in rows:
         cfg, best, updated = row.get("config") or {}, row.get("best_test_loss"), row.get("updated")
-        finite = isinstance(best, (int, float)) and math.isfinite(best)
         table.add_row(str(row.get("run_id")), f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')}", fmt(cfg.get("batch_size")),
                       param_text(cfg.get("lr")), param_text(cfg.get("lr_decay")), fmt(cfg.get("epochs")),
-                      f"{fmt(best)} ({fmt(best / math.log(2), 3)})" if finite else "-", _state_style(str(row.get("state"))),
+                      f"{fmt(best)} ({fmt(best / math.log(2), 3)})" if finite(best) else "-", _state_style(str(row.get("state"))),
                       time.strftime("%m-%d %H:%M", time.localtime(updated)) if isinstance(updated, (int, float)) else "-")
     return table
 

@@ -18,6 +18,42 @@ from charexp.errors import CharexpError
 WANDB_HOST = "api.wandb.ai"
 
 
+REACH_TIMEOUT_S = 4.0  # a W&B server that has not answered by then is treated as unreachable
+
+
+def base_url() -> str:
+    """The W&B server runs talk to: $WANDB_BASE_URL, else W&B's cloud."""
+    return os.environ.get("WANDB_BASE_URL") or f"https://{WANDB_HOST}"
+
+
+def server_answers(url: str | None = None, timeout: float = REACH_TIMEOUT_S) -> bool:
+    """True when the W&B server answers an HTTP request within `timeout` seconds (any status: it is there).
+
+    A cluster node after `wandb login` on the login node has a key and no route: wandb.init would retry for
+    about 90 s and die with a traceback. The probe runs in a daemon thread so that a DNS lookup that hangs
+    (which urllib's timeout does not cover) costs no more than `timeout` either. Proxies in the environment
+    (HTTPS_PROXY, ...) are used, as wandb uses them."""
+    import threading
+    import urllib.error
+    import urllib.request
+
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url or base_url(), method="HEAD"), timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:  # an error status is still an answer
+            answered.append(True)
+        except Exception:  # refused, no such host, timed out, TLS failure: no usable server
+            answered.append(False)
+
+    thread = threading.Thread(target=probe, name="wandb-reachable", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answered and answered[0])
+
+
 def has_api_key() -> bool:
     """An API key in WANDB_API_KEY or a netrc entry for the W&B host (what `wandb login` writes)."""
     if os.environ.get("WANDB_API_KEY"):

@@ -8,11 +8,13 @@ Tests only read from it; anything that writes trains its own run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +186,34 @@ def wait_for(predicate, timeout: float, interval: float = 0.005):
             return value
         time.sleep(interval)
     return None
+
+
+CLIMB_CANDIDATES = (0.2, 0.25, 0.3, 0.15, 0.35, 0.4, 0.45, 0.5)
+
+
+@functools.lru_cache(maxsize=None)
+def climbing_lr() -> float:
+    """A rate at which the tiny corpus without clipping first gets worse at epoch 3, on this machine.
+
+    The reject_worse tests need an epoch that climbs. Where a climb starts depends on the CPU's kernels (lr 0.2
+    climbs at epoch 3 on an AVX-512 machine and at epoch 4 on an AVX2 one), so the rate is found here, by plain
+    runs on the same config the tests use, rather than assumed; every later run with it is deterministic."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        root = Path(tmp)
+        isolate_env(mp, root)
+        data = write_tiny_csv(root)
+        for lr in CLIMB_CANDIDATES:
+            config = write_config(root / f"{lr}.yaml", data, lr=lr, grad_clip=0, epochs=4, sample_every=0, checkpoint_every=0,
+                                  wandb_mode="disabled", runs_dir=f"runs-{lr}", artifacts_dir=f"artifacts-{lr}")
+            code, _ = run_main(["--config", str(config)])
+            rows = [] if code else only_run_rows(root / f"runs-{lr}")
+            losses = {int(r["epoch"]): r["test/loss"] for r in rows if "test/loss" in r and float(r["epoch"]).is_integer()}
+            if len(losses) == 4 and losses[1] > losses[2] and losses[3] > losses[2]:
+                return lr
+    pytest.fail(f"no rate in {CLIMB_CANDIDATES} makes the tiny corpus climb first at epoch 3 on this machine")
+
+
+def only_run_rows(runs_dir: Path) -> list[dict[str, Any]]:
+    from charexp.tracking.rundir import RunDir
+
+    return list(RunDir(runs_dir, only_run_id(runs_dir)).history())

@@ -20,9 +20,9 @@ from typing import Callable
 
 import pytest
 import yaml
+from faults.helpers import snapshot
 
 from conftest import REPO, TINY
-from faults.helpers import snapshot
 from foundation import SUBPROCESS_ENV, python_script, reference  # noqa: F401
 
 MARKER = "pwned"  # created in the test directory if a payload ever runs
@@ -123,7 +123,9 @@ BINARY = bytes(range(256)) * 8
 
 CASES = [
     # --- config -------------------------------------------------------------------------------------------------
-    Case("config-unknown-key", "train.py", lambda t: ["--config", config(t, lrr=0.1)], r"unknown config key 'lrr' in \S+bad\.yaml; did you mean 'lr'\?$"),
+    Case("config-unknown-key", "train.py", lambda t: ["--config", config(t, lrr=0.1)], r"unknown config key 'lrr' \(did you mean 'lr'\?\) in \S+bad\.yaml$"),
+    Case("config-unknown-keys-all-at-once", "train.py", lambda t: ["--config", config(t, lrr=0.1, hiden=3, num_layers=2)],
+         r"unknown config keys 'hiden' \(did you mean 'hidden'\?\), 'lrr' \(did you mean 'lr'\?\), 'num_layers' \(did you mean 'layers'\?\) in \S+bad\.yaml$"),
     Case("config-wrong-type", "train.py", lambda t: ["--config", config(t, hidden="lots")], r"config key 'hidden': Input should be a valid integer.*\(got 'lots'\)"),
     Case("config-wrong-type-list", "train.py", lambda t: ["--config", config(t, lr=[0.1, 0.2])], r"config key 'lr': Input should be a valid number"),
     Case("config-negative-lr", "train.py", lambda t: ["--config", config(t, lr=-0.001)], r"config key 'lr': Input should be greater than 0 \(got -0\.001\)"),
@@ -133,7 +135,9 @@ CASES = [
     Case("config-lr_decay-negative", "train.py", lambda t: ["--config", config(t, lr_decay=-0.5)], r"config key 'lr_decay': Input should be greater than 0"),
     Case("config-lr_decay-above-one", "train.py", lambda t: ["--config", config(t, lr_decay=1.5)], r"config key 'lr_decay': Input should be less than or equal to 1 \(got 1\.5\)"),
     Case("cli-lr_decay-above-one", "train.py", lambda t: ["--config", config(t), "lr_decay=1.01"], r"config key 'lr_decay': Input should be less than or equal to 1"),
-    Case("cli-unknown-option", "train.py", lambda t: ["--config", config(t), "--lrr=0.1"], r"unknown option '--lrr'; did you mean '--lr'\?$"),
+    Case("cli-unknown-option", "train.py", lambda t: ["--config", config(t), "--lrr=0.1"], r"unknown option '--lrr' \(did you mean '--lr'\?\)$"),
+    Case("cli-common-aliases", "train.py", lambda t: ["--config", config(t), "--learning_rate=0.1", "--hidden_size", "64"],
+         r"unknown options '--learning_rate' \(did you mean '--lr'\?\), '--hidden_size' \(did you mean '--hidden'\?\)$"),
     Case("config-empty-yaml", "train.py", lambda t: ["--config", text_file(t, "empty.yaml", "")], r"config file \S+empty\.yaml is empty"),
     Case("config-only-comments", "train.py", lambda t: ["--config", text_file(t, "c.yaml", "# lr: 0.1\n")], r"config file \S+c\.yaml is empty"),
     Case("config-a-list", "train.py", lambda t: ["--config", text_file(t, "c.yaml", "- lr\n- 0.1\n")], r"should be a mapping of 'key: value' lines, not a list"),
@@ -143,7 +147,9 @@ CASES = [
     Case("config-binary", "train.py", lambda t: ["--config", text_file(t, "c.yaml", BINARY)], r"config file \S+c\.yaml is not valid YAML"),
     Case("config-missing", "train.py", lambda t: ["--config", str(t / "nope.yaml")], r"config file \S+nope\.yaml does not exist"),
     Case("config-directory", "train.py", lambda t: ["--config", str(t / "runs")], r"config file \S+runs is a directory"),
-    Case("data-missing", "train.py", lambda t: ["--config", data(t, "nope.csv", None)], r"data file \S+nope\.csv does not exist"),
+    Case("data-missing", "train.py", lambda t: ["--config", data(t, "nope.csv", None)], r"data file \S+nope\.csv does not exist; check the path, or set 'data: startrek'"),
+    Case("data-missing-relative", "train.py", lambda t: ["--config", config(t), "--data=data/startrek.csv"],
+         r"data file data/startrek\.csv does not exist \(relative to the current directory \S+\); check the path"),
     Case("data-directory", "train.py", lambda t: ["--config", config(t, data=str(t / "artifacts"))], r"data path \S+artifacts is a directory"),
     Case("data-empty", "train.py", lambda t: ["--config", data(t, "empty.csv", "")], r"data file \S+empty\.csv is empty"),
     Case("data-whitespace", "train.py", lambda t: ["--config", data(t, "blank.txt", "\n  \n\t\n")], r"data file \S+blank\.txt is empty"),

@@ -10,6 +10,7 @@ from wandb.sdk.lib.config_util import save_config_file_from_dict
 
 from charexp.config import KEYS, Config, build_config, load_config, nearest_key, sweep_param_values
 from charexp.errors import CharexpError
+
 from foundation import REFERENCE_LR, python_script, reference, run_main  # noqa: F401  (fixture)
 
 
@@ -60,14 +61,14 @@ def test_unknown_command_line_key_names_the_nearest_valid_one():
 
     with pytest.raises(CharexpError, match=r"'--hiden'.*'--hidden'"):
         parse_train_args(["--hiden=3"])
-    _, _, overrides = parse_train_args(["hiden=3"])  # the ${args_no_hyphens} form
+    overrides = parse_train_args(["hiden=3"]).overrides  # the ${args_no_hyphens} form
     with pytest.raises(CharexpError, match=r"'hiden'.*'hidden'"):
         load_config(None, overrides)
 
 
 def test_unknown_sweep_key_names_the_nearest_valid_one(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SWEEP_PARAM_PATH", str(sweep_file(tmp_path, {"hiden": 64})))
-    with pytest.raises(CharexpError, match=r"'hiden'.*sweep.*'hidden'"):
+    with pytest.raises(CharexpError, match=r"'hiden' \(did you mean 'hidden'\?\) in the sweep parameters"):
         load_config(write_yaml(tmp_path / "c.yaml", {"lr": 0.01}))
 
 

@@ -8,6 +8,7 @@ import torch
 from charexp.config import Config
 from charexp.errors import CharexpError
 from charexp.model import CharLSTM, resolve_device
+
 from foundation import DEVICE
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

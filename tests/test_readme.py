@@ -8,7 +8,8 @@ import typer.main
 
 from charexp.cli import app
 from charexp.config import Config
-from charexp.sample import app as sample_app
+from charexp.sample.command import app as sample_app
+
 from conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -8,7 +8,8 @@ import torch
 from charexp.data.corpus import UNK, Vocab
 from charexp.errors import CharexpError
 from charexp.model import CharLSTM
-from charexp.sampling import generate
+from charexp.sample.generate import generate
+
 from foundation import DEVICE
 
 VOCAB = Vocab.from_texts(["KIRK: Mister Spock, report.", "SPOCK: Fascinating, Captain."])

@@ -14,6 +14,7 @@ from charexp.errors import CharexpError
 from charexp.store.artifacts import ArtifactStore
 from charexp.sweep.spec import load_sweep_spec, read_sweep_yaml
 from charexp.train.main import prepare
+
 from conftest import REPO
 from foundation import run_main
 
@@ -73,7 +74,7 @@ def test_phase2_init_from_resolves_against_a_store_made_by_a_tiny_run(tiny_confi
     code, log = run_main(["--config", str(tiny_config(epochs=1, steps_per_epoch=3, wandb_mode="disabled", **shape))])
     assert code == 0, log
 
-    corpus, init, _ = prepare(phase2, None)
+    _, corpus, init, _ = prepare(phase2, None)
     epoch1 = ArtifactStore(tmp_path / "artifacts", "charlstm").resolve("epoch-1")
     assert os.path.samefile(init.path, epoch1.path) and init.meta["epoch"] == 1
     assert corpus.vocab == init.vocab  # phase 2 reads the corpus with phase 1's vocabulary

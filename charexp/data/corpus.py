@@ -72,7 +72,7 @@ class Corpus:
     unknown_test_chars: int  # test characters outside the training vocabulary (scored as UNK)
     sha256: str = ""  # of the data file's bytes
     test_fraction: float = 0.0
-    seed: int = 0
+    split_seed: int = 0  # picks the split (config split_seed); the training seed plays no part in it
 
     def describe(self) -> str:
         chars = sum(map(len, self.train))
@@ -85,8 +85,10 @@ class Corpus:
 
 
 def read_text_file(path: Path) -> str:
-    if not path.exists():
-        raise CharexpError(f"data file {path} does not exist; set 'data:' to the transcript CSV or run 'charexp data download'")
+    if not path.exists():  # a path the user named: downloading cannot make it exist, so say where it was looked for
+        where = "" if path.is_absolute() else f" (relative to the current directory {Path.cwd()})"
+        raise CharexpError(f"data file {path} does not exist{where}; check the path, or set 'data: startrek' to train on the "
+                           "Star Trek corpus that charexp downloads and caches")
     if path.is_dir():
         raise CharexpError(f"data path {path} is a directory; set 'data:' to a .csv or .txt file inside it")
     raw = path.read_bytes()
@@ -136,15 +138,15 @@ def read_episodes(path: str | Path) -> list[list[str]]:
     return episodes
 
 
-def split_corpus(episodes: list[list[str]], split: str, test_fraction: float, seed: int) -> tuple[list[str], list[str], str]:
-    """Deterministic train/test split by whole episodes, or by utterance."""
+def split_corpus(episodes: list[list[str]], split: str, test_fraction: float, split_seed: int) -> tuple[list[str], list[str], str]:
+    """Deterministic train/test split by whole episodes, or by utterance: a function of `split_seed` alone."""
     if split == "auto":
         split = "episode" if len(episodes) > 1 else "line"
     if split == "episode":
         if len(episodes) < 2:
             raise CharexpError("split: episode needs at least 2 episodes (NEXTEPISODE markers); use split: line for this file")
         order = list(range(len(episodes)))
-        random.Random(seed).shuffle(order)
+        random.Random(split_seed).shuffle(order)
         n_test = min(len(order) - 1, max(1, round(len(order) * test_fraction)))
         test_ids = set(order[:n_test])
         train = [u for i, e in enumerate(episodes) if i not in test_ids for u in e]
@@ -153,33 +155,38 @@ def split_corpus(episodes: list[list[str]], split: str, test_fraction: float, se
         utterances = [u for e in episodes for u in e]
         if len(utterances) < 2:
             raise CharexpError("the corpus needs at least 2 utterances to split into train and test")
-        random.Random(seed).shuffle(utterances)
+        random.Random(split_seed).shuffle(utterances)
         n_train = min(len(utterances) - 1, max(1, int(len(utterances) * (1 - test_fraction))))
         train, test = utterances[:n_train], utterances[n_train:]
     return train, test, split
 
 
-def load_corpus(path: str | Path, split: str = "auto", test_fraction: float = 0.1, seed: int = 0, vocab: Vocab | None = None) -> Corpus:
+def load_corpus(path: str | Path, split: str = "auto", test_fraction: float = 0.1, split_seed: int = 0,
+                vocab: Vocab | None = None) -> Corpus:
     """Read, split and (unless a checkpoint's vocabulary is given) build the vocabulary from train."""
     episodes = read_episodes(path)
-    train, test, split = split_corpus(episodes, split, test_fraction, seed)
+    train, test, split = split_corpus(episodes, split, test_fraction, split_seed)
     vocab = vocab or Vocab.from_texts(train)
     index = vocab.index
     unknown = sum(1 for u in test for c in u if c not in index)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return Corpus(train, test, vocab, split, len(episodes), Path(path).name, unknown, digest, test_fraction, seed)
+    return Corpus(train, test, vocab, split, len(episodes), Path(path).name, unknown, digest, test_fraction, split_seed)
 
 
 def fingerprint_test_set(corpus: Corpus) -> dict:
     """What makes two test losses comparable: the same file (sha256), the same split of it (split,
-    test_fraction, seed) and the same vocabulary. `id` is the sha256 of the rest, as canonical JSON;
-    checkpoint versions with equal ids compete for best-test-loss, others never do."""
+    test_fraction, split_seed) and the same vocabulary. `id` is the sha256 of the rest, as canonical JSON;
+    checkpoint versions with equal ids compete for best-test-loss, others never do.
+
+    The split's seed is recorded under the key "seed", as it was when the training seed also picked the
+    split: a version written then with seed S was split exactly as one written now with split_seed S, so
+    both get the same id and compete, and no old id changes."""
     vocab = "".join(corpus.vocab.chars)
     fields = {
         "corpus_sha256": corpus.sha256,
         "split": corpus.split,
         "test_fraction": float(corpus.test_fraction),
-        "seed": int(corpus.seed),
+        "seed": int(corpus.split_seed),  # the split's seed (see above)
         "vocab_sha256": hashlib.sha256(vocab.encode("utf-8")).hexdigest(),
         "vocab_size": len(corpus.vocab),
     }

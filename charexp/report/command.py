@@ -37,13 +37,12 @@ def write_reports(directory: Path, kind: str, console: Console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         from charexp.report.sweep import write_sweep_report
-        from charexp.sweep.state import SweepState
-        from charexp.sweep.table import runs_table
+        from charexp.sweep.table import sweep_runs_table
 
         with Progress(TextColumn("run reports"), BarColumn(), MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("runs", total=None)
             out, state, runs = write_sweep_report(directory, lambda done, total: bar.update(task, completed=done, total=total))
-        console.print(runs_table(SweepState.from_dict(state)))
+        console.print(sweep_runs_table(state))
         missing = [r.run_id for r in runs if r.data is None]
         if missing:
             console.print(f"[yellow]no run directory found for {', '.join(missing)} (looked for each run_dir from here and from the sweep directory's parents)[/yellow]", highlight=False)
@@ -86,8 +85,8 @@ def runs(
     from rich.console import Console
 
     from charexp.report.run import load_run
+    from charexp.summary_view import local_runs_table
     from charexp.tracking.rundir import list_runs
-    from charexp.summary_view import runs_table
 
     found = list_runs(runs_dir)
     console = Console()
@@ -101,5 +100,5 @@ def runs(
         best = data.best
         rows.append({"run_id": data.run_id, "config": data.config, "best_test_loss": best["test/loss"] if best else None,
                      "state": data.state, "updated": data.updated_at})
-    console.print(runs_table(rows, title=f"runs in {runs_dir}/ (oldest first)"))
+    console.print(local_runs_table(rows, title=f"runs in {runs_dir}/ (oldest first)"))
     console.print("Report on one with charexp report " + str(found[-1].path), highlight=False)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charexp.store.artifacts import ArtifactStore
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
+from charexp.numbers import finite
 from charexp.report.plots import LN2, finish_figure, new_figure, rejections, scale_to_training, series, smooth
-from charexp.tracking.rundir import RunDir
-from charexp.summary_view import fmt
+from charexp.store.artifacts import ArtifactStore
+from charexp.summary_view import fmt, param_text
+from charexp.tracking.rundir import RunDir, RunSummary
 
 FIGURES = ("train_loss.png", "test_loss.png", "accuracy.png")
 STOPPED_EARLY = ("crashed", "preempted", "diverged")
@@ -32,22 +33,22 @@ class RunData:
 
     run: RunDir
     config: dict[str, Any]
-    summary: dict[str, Any]
+    summary: RunSummary
     history: list[dict[str, Any]]
     samples: list[dict[str, Any]]
     versions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
-        return self.summary.get("run_id") or self.run.run_id
+        return self.summary.run_id or self.run.run_id
 
     @property
     def state(self) -> str:
-        return self.summary.get("state") or "unknown (no summary.json)"
+        return self.summary.state or "unknown (no summary.json)"
 
     @property
     def evals(self) -> list[dict[str, Any]]:
-        return [r for r in self.history if _finite(r.get("test/loss"))]
+        return [r for r in self.history if finite(r.get("test/loss"))]
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -55,8 +56,9 @@ class RunData:
         evals = self.evals
         if evals:
             return min(evals, key=lambda r: r["test/loss"])
-        if _finite(self.summary.get("best_test_loss")):
-            return {"test/loss": self.summary["best_test_loss"], "epoch": self.summary.get("best_epoch"), "step": self.summary.get("best_step")}
+        summary = self.summary
+        if finite(summary.best_test_loss):
+            return {"test/loss": summary.best_test_loss, "epoch": summary.best_epoch, "step": summary.best_step}
         return None
 
     @property
@@ -67,7 +69,7 @@ class RunData:
     @property
     def last_step(self) -> int | None:
         steps = [r["step"] for r in self.history if isinstance(r.get("step"), int)]
-        return max(steps) if steps else self.summary.get("step")
+        return max(steps) if steps else self.summary.step
 
     @property
     def updated_at(self) -> float | None:
@@ -89,8 +91,8 @@ def load_run(path: str | Path, with_versions: bool = True) -> RunData:
     if not is_run_dir(path):
         raise CharexpError(f"{path} is not a run directory (it has no config.yaml, summary.json or history.jsonl); pass runs/<run_id>, see charexp runs")
     run = RunDir(path.parent, path.name)
-    config, summary = run.read_config(), run.read_summary()
-    data = RunData(run, config if isinstance(config, dict) else {}, summary if isinstance(summary, dict) else {},
+    config = run.read_config()
+    data = RunData(run, config if isinstance(config, dict) else {}, run.read_summary(),
                    [row for row in run.history() if isinstance(row, dict)], run.samples())
     if with_versions:
         data.versions = artifact_versions(data)
@@ -99,7 +101,7 @@ def load_run(path: str | Path, with_versions: bool = True) -> RunData:
 
 def artifact_versions(data: RunData) -> list[dict[str, Any]]:
     """This run's checkpoint versions in the local store, with their current aliases; else the summary's list."""
-    name, root = data.config.get("artifact_name") or data.summary.get("artifact"), data.config.get("artifacts_dir") or "artifacts"
+    name, root = data.config.get("artifact_name") or data.summary.artifact, data.config.get("artifacts_dir") or "artifacts"
     if name:
         candidates = [Path(root)] if os.path.isabs(root) else [Path.cwd() / root, data.run.path.parent.parent / root]
         for base in dict.fromkeys(p.resolve() for p in candidates):
@@ -111,7 +113,7 @@ def artifact_versions(data: RunData) -> list[dict[str, Any]]:
             if mine:
                 return [{"name": f"{name}:{v.version}", "epoch": v.meta.get("epoch"), "step": v.meta.get("step"),
                          "test_loss": v.meta.get("test_loss"), "aliases": ", ".join(v.aliases), "path": str(v.path)} for v in mine]
-    return [{"name": entry, "epoch": None, "step": None, "test_loss": None, "aliases": "", "path": ""} for entry in data.summary.get("versions") or []]
+    return [{"name": entry, "epoch": None, "step": None, "test_loss": None, "aliases": "", "path": ""} for entry in data.summary.versions]
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def status_note(data: RunData) -> str | None:
     """One sentence for a run that has no clean end, or None."""
     resume = f" Continue it with `python train.py --resume {data.run_id}`." if data.run.state_path.exists() else ""
     upto = f"the report shows what it logged up to step {fmt(data.last_step)}."
-    if data.state == "running" or not data.summary:
+    if data.state == "running" or data.summary.empty:
         return f"This run has not finished (state: {data.state}): it is still training, or it was killed; {upto}{resume}"
     if data.state in STOPPED_EARLY:
         return f"This run stopped early (state: {data.state}); {upto}{resume if data.state != 'diverged' else ''}"
@@ -191,13 +193,14 @@ def summary_markdown(data: RunData) -> str:
         lines += [f"> {note}", ""]
     facts = [
         ("state", data.state),
-        ("best test/loss", f"{fmt(best['test/loss'])} nats/char = {fmt(best['test/loss'] / LN2)} bpc, at epoch {_num(best.get('epoch'))} (step {fmt(best.get('step'))})" if best else "-"),
+        ("best test/loss", f"{fmt(best['test/loss'])} nats/char = {fmt(best['test/loss'] / LN2)} bpc, at epoch {param_text(best.get('epoch'))} (step {fmt(best.get('step'))})" if best else "-"),
         ("final test/loss", fmt(data.final_test_loss)),
         ("last eval", ", ".join(f"{k} {fmt(v)}" for k, v in data.evals[-1].items() if k.startswith("test/")) if data.evals else "-"),
-        ("trained", f"{fmt(data.last_step)} steps" + (f", {summary['chars']:,} chars in {fmt(summary.get('seconds'), 1)} s on {summary.get('device')}" if summary.get("chars") else "")),
+        ("trained", f"{fmt(data.last_step)} steps"
+         + (f", {summary.chars:,} chars in {fmt(summary.seconds, 1)} s on {summary.device}" if summary.chars else "")),
         ("model", f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')} LSTM, embed {cfg.get('embed', '?')}, dropout {cfg.get('dropout', '?')}"),
         ("rejected epochs", ", ".join(f"{e} (step {s:g})" for s, e in rejections(data.history)) or "none"),
-        ("W&B", f"{summary.get('wandb_mode', '-')} {summary.get('wandb_dir') or ''}".strip() + (f", sweep {summary['sweep_id']}" if summary.get("sweep_id") else "")),
+        ("W&B", f"{summary.wandb_mode or '-'} {summary.wandb_dir or ''}".strip() + (f", sweep {summary.sweep_id}" if summary.sweep_id else "")),
         ("updated", data.updated),
     ]
     lines += ["| | |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in facts), ""]
@@ -205,7 +208,7 @@ def summary_markdown(data: RunData) -> str:
     lines += ["## Artifact versions", ""]
     if data.versions:
         lines += ["| version | epoch | step | test/loss | aliases |", "|---|---|---|---|---|"]
-        lines += [f"| {_cell(v['name'])} | {_num(v['epoch'])} | {fmt(v['step'])} | {fmt(v['test_loss'])} | {_cell(v['aliases'])} |" for v in data.versions]
+        lines += [f"| {_cell(v['name'])} | {param_text(v['epoch'])} | {fmt(v['step'])} | {fmt(v['test_loss'])} | {_cell(v['aliases'])} |" for v in data.versions]
     else:
         lines += ["No checkpoint published yet (one is published at the end of every epoch)."]
     lines += ["", "## Config", "", "| key | value |", "|---|---|", *(f"| {k} | {_cell(repr(v) if isinstance(v, str) else v)} |" for k, v in cfg.items()), ""]
@@ -226,14 +229,6 @@ def write_report(data: RunData, out: Path) -> Path:
     atomic_write_text(out / "samples.md", samples_markdown(data))
     atomic_write_text(out / "summary.md", summary_markdown(data))
     return out
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _num(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else fmt(value)
 
 
 def _longest_run(text: str, char: str) -> int:

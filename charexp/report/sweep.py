@@ -9,18 +9,18 @@ final_test_loss_vs_<param>.png for each swept parameter, and runs.md.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from charexp.atomic import atomic_write_text
-from charexp.errors import CharexpError
-from charexp.report.run import RunData, is_run_dir, load_run, write_report
+from charexp.numbers import finite_or_none
+from charexp.report.groups import build_groups, groups_markdown, plot_groups
 from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, scale_to_training, series, use_log_x
+from charexp.report.run import RunData, is_run_dir, load_run, write_report
 from charexp.summary_view import fmt, metric_sort_key, param_text, swept_keys
+from charexp.sweep.state import RunRecord, SweepState, load_state
 
 DONE_STATES = ("finished",)
 LEGEND_RUNS = 8  # runs named on a comparison figure; more would hide the curves
@@ -28,55 +28,44 @@ LEGEND_RUNS = 8  # runs named on a comparison figure; more would hide the curves
 
 @dataclass
 class SweepRun:
-    entry: dict[str, Any]  # the run's record in state.json
+    entry: RunRecord  # the run's record in state.json
     data: RunData | None  # its run directory, when it could be found
 
     @property
     def run_id(self) -> str:
-        return str(self.entry.get("run_id"))
+        return self.entry.run_id
 
     @property
     def params(self) -> dict[str, Any]:
-        return self.entry.get("params") or {}
+        return self.entry.params or {}
 
     @property
     def state(self) -> str:
-        return str(self.entry.get("state") or (self.data.state if self.data else "unknown"))
+        return str(self.entry.state or (self.data.state if self.data else "unknown"))
 
     @property
     def final_test_loss(self) -> float | None:
         if self.data and self.data.final_test_loss is not None:
             return self.data.final_test_loss
-        loss = (self.entry.get("summary") or {}).get("test/loss")
-        return _number(loss.get("min") if isinstance(loss, dict) else loss)
+        loss = (self.entry.summary or {}).get("test/loss")
+        return finite_or_none(loss.get("min") if isinstance(loss, dict) else loss)
 
     @property
     def best_test_loss(self) -> float | None:
         best = self.data.best if self.data else None
-        return best["test/loss"] if best else _number((self.entry.get("summary") or {}).get("best_test_loss"))
+        return best["test/loss"] if best else finite_or_none((self.entry.summary or {}).get("best_test_loss"))
 
 
 def is_sweep_dir(path: Path) -> bool:
     return (path / "state.json").is_file()
 
 
-def read_state(path: Path) -> dict[str, Any]:
-    state_path = path / "state.json"
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CharexpError(f"{state_path} could not be read as JSON ({err.__class__.__name__}); the sweep runner may still be writing it, try again") from None
-    if not isinstance(state, dict) or not isinstance(state.get("runs"), list):
-        raise CharexpError(f"{state_path} has no list of runs, so {path} is not a sweep directory written by charexp sweep")
-    return state
-
-
-def locate_run(entry: dict[str, Any], sweep_dir: Path, launched_from: str = "") -> Path | None:
+def locate_run(entry: RunRecord, sweep_dir: Path, launched_from: str = "") -> Path | None:
     """The run's directory. Its run_dir is relative to where the sweep was launched: the state's cwd
     when recorded, else usually this cwd or the sweep directory's grandparent (sweep-runs/<id>/);
     without a run_dir, try runs/<run_id> (or the swept runs_dir)."""
-    run_id = str(entry.get("run_id"))
-    names = [entry.get("run_dir"), str(Path((entry.get("params") or {}).get("runs_dir") or "runs") / run_id)]
+    run_id = entry.run_id
+    names = [entry.run_dir, str(Path((entry.params or {}).get("runs_dir") or "runs") / run_id)]
     bases = [Path(launched_from)] if launched_from else []
     bases += [Path.cwd(), sweep_dir.parent.parent, sweep_dir.parent, sweep_dir]
     for name in filter(None, names):
@@ -86,19 +75,18 @@ def locate_run(entry: dict[str, Any], sweep_dir: Path, launched_from: str = "") 
     return None
 
 
-def load_sweep(path: Path) -> tuple[dict[str, Any], list[SweepRun]]:
-    state = read_state(path)
+def load_sweep(path: Path) -> tuple[SweepState, list[SweepRun]]:
+    state = load_state(path, fix="the sweep runner may still be writing it, try again")
     runs = []
-    for entry in state["runs"]:
-        if isinstance(entry, dict) and entry.get("run_id"):
-            where = locate_run(entry, path, str(state.get("cwd") or ""))
-            runs.append(SweepRun(entry, load_run(where) if where else None))
+    for entry in state.runs:
+        where = locate_run(entry, path, state.cwd)
+        runs.append(SweepRun(entry, load_run(where) if where else None))
     return state, runs
 
 
 def metric_of(run: SweepRun, name: str, goal: str) -> float | None:
     """The sweep's metric for a run: the runner's value, else the best logged value of that key."""
-    value = _number(run.entry.get("metric"))
+    value = finite_or_none(run.entry.metric)
     if value is None and run.data:
         _, ys = series(run.data.history, name)
         value = (max(ys) if goal == "maximize" else min(ys)) if ys else None
@@ -158,16 +146,16 @@ def plot_param(name: str, runs: list[SweepRun], path: Path) -> Path:
 
 
 # --- markdown ---------------------------------------------------------------------------------
-def runs_markdown(state: dict[str, Any], runs: list[SweepRun], params: list[str], figures: list[str], sweep_dir: Path) -> str:
-    metric = state.get("metric") or {}
+def runs_markdown(state: SweepState, runs: list[SweepRun], params: list[str], figures: list[str], sweep_dir: Path) -> str:
+    metric = state.metric or {}
     name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
     ranked = sorted(runs, key=lambda r: metric_sort_key(metric_of(r, name, goal), goal))
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.state] = counts.get(run.state, 0) + 1
-    lines = [f"# Sweep {state.get('sweep_id')}", "",
-             f"Project {state.get('project', '-')}, method {state.get('method', '-')}, {goal} {name}. "
-             f"Created {state.get('created') or '-'}; {_finished(state.get('finished'))}. "
+    lines = [f"# Sweep {state.sweep_id}", "",
+             f"Project {state.project or '-'}, method {state.method or '-'}, {goal} {name}. "
+             f"Created {state.created or '-'}; {_finished(state.finished)}. "
              f"{len(runs)} runs: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none") + ".", ""]
     if ranked and metric_of(ranked[0], name, goal) is not None:
         best = ranked[0]
@@ -178,14 +166,14 @@ def runs_markdown(state: dict[str, Any], runs: list[SweepRun], params: list[str]
     for rank, run in enumerate(ranked, start=1):
         best = run.best_test_loss
         cells = [str(rank), run.run_id, run.state, *(param_text(run.params.get(p)) for p in params), fmt(metric_of(run, name, goal)),
-                 f"{fmt(best)} ({fmt(best / LN2, 3)})" if best is not None else "-", fmt(run.final_test_loss), fmt(run.entry.get("exit_code")),
+                 f"{fmt(best)} ({fmt(best / LN2, 3)})" if best is not None else "-", fmt(run.final_test_loss), fmt(run.entry.exit_code),
                  f"[summary]({_slug(run.run_id)}/summary.md)" if run.data else _log_link(run, sweep_dir)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "## Figures", "", *(f"![{f[:-4]}]({f})" for f in figures), ""]
     return "\n".join(lines)
 
 
-def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[Path, dict[str, Any], list[SweepRun]]:
+def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[Path, SweepState, list[SweepRun]]:
     """Write SWEEP_DIR/report/ and return it, with the state and runs it was built from.
     `progress(done, total)` is called after each run's report."""
     path = Path(path)
@@ -201,7 +189,14 @@ def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | 
     figures = [plot_test_loss_all(runs, params, out / "test_loss_all.png").name]
     for name in params:
         figures.append(plot_param(name, runs, out / f"final_test_loss_vs_{_slug(name)}.png").name)
-    atomic_write_text(out / "runs.md", runs_markdown(state, runs, params, figures, path))
+    text = runs_markdown(state, runs, params, figures, path)
+    metric = state.metric or {}
+    name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
+    groups = build_groups(runs, params, lambda run: metric_of(run, name, goal), goal)
+    if any(len(g.run_ids) > 1 for g in groups):  # replicates (runs that differ only in seed): their mean and spread
+        figure = plot_groups(groups, out / "test_loss_groups.png").name
+        text += "\n" + groups_markdown(groups, name, goal) + f"\n![{figure[:-4]}]({figure})\n"
+    atomic_write_text(out / "runs.md", text)
     return out, state, runs
 
 
@@ -216,14 +211,10 @@ def _finished(value: Any) -> str:
 
 def _log_link(run: SweepRun, sweep_dir: Path) -> str:
     """For a run without a run directory: its log (relative to the sweep directory), when there is one."""
-    log = str(run.entry.get("log") or "")
+    log = str(run.entry.log or "")
     if log and not Path(log).is_absolute() and (sweep_dir / log).is_file():
         return f"no run directory; [log](../{log})"
     return "no run directory"
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
 def _slug(name: str) -> str:

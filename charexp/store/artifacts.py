@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from charexp.atomic import atomic_write_text, make_temp_dir
 from charexp.errors import CharexpError, disk_error
-from charexp.store.best import BEST, best_of, best_alias, fingerprint_id
+from charexp.store.best import BEST, best_alias, best_of, fingerprint_id
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 INDEX = "index.json"

@@ -1,7 +1,7 @@
 """What `best-test-loss` means, as plain functions shared by the local store and the W&B run.
 
 Every checkpoint version records its test set's fingerprint (`meta["test_set"]`, made by
-`charexp.data.corpus.fingerprint_test_set`: corpus sha256, split, test_fraction, seed,
+`charexp.data.corpus.fingerprint_test_set`: corpus sha256, split, test_fraction, split_seed,
 vocabulary). Only versions of the same test set compete:
 
 - `best-test-loss-<id8>` names the version with the lowest finite test loss of test set `<id8>`
@@ -16,9 +16,10 @@ vocabulary). Only versions of the same test set compete:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable
+
+from charexp.numbers import finite
 
 BEST = "best-test-loss"
 ID_CHARS = 8
@@ -41,16 +42,12 @@ def is_best_alias(alias: str) -> bool:
 
 
 def describe_test_set(test_set: dict[str, Any] | None) -> str:
-    """One human line: 'test set 3f2a9c1d (tiny.csv sha256 ab12cd34…, split episode, test_fraction 0.1, seed 0, 40 symbols)'."""
+    """One human line: 'test set 3f2a9c1d (tiny.csv sha256 ab12cd34…, split episode, test_fraction 0.1, split_seed 0, 40 symbols)'."""
     if not isinstance(test_set, dict) or not test_set.get("id"):
         return "an unknown test set (a version written before test sets were recorded)"
     sha = str(test_set.get("corpus_sha256", ""))[:8]
     return (f"test set {str(test_set['id'])[:ID_CHARS]} ({test_set.get('corpus', '?')} sha256 {sha}…, split {test_set.get('split')}, "
-            f"test_fraction {test_set.get('test_fraction')}, seed {test_set.get('seed')}, {test_set.get('vocab_size')} symbols)")
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            f"test_fraction {test_set.get('test_fraction')}, split_seed {test_set.get('seed')}, {test_set.get('vocab_size')} symbols)")  # 'seed': the split's
 
 
 @dataclass(frozen=True)

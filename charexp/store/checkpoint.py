@@ -1,4 +1,4 @@
-"""Checkpoints (a directory: model.safetensors + checkpoint.json) and resume states (state.pt).
+"""Checkpoints (a directory: model.safetensors + checkpoint.json) and resume states (state.pt, laid out by ResumeState).
 
 Nothing here unpickles: weights load through safetensors, resume states through
 `torch.load(weights_only=True)`. Every write goes to a temporary name and is renamed into place.
@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from charexp.atomic import atomic_write_bytes, fsync_dir, make_temp_dir
-from charexp.config import Config, build_config
+from charexp.config import Config, stored_config
 from charexp.data.corpus import Vocab
 from charexp.errors import CharexpError, disk_error
 from charexp.model import CharLSTM
@@ -24,6 +24,7 @@ from charexp.model import CharLSTM
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 FORMAT = "charexp-checkpoint/1"
+STATE_FORMAT = "charexp-state/1"
 
 
 @dataclass
@@ -101,7 +102,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
         kind = "a file" if path.exists() else "missing"
         raise CharexpError(f"checkpoint {path} is {kind}; a checkpoint is a directory holding {WEIGHTS} and {META}")
     meta = read_meta(path)
-    config = build_config(meta["config"], source=str(path / META), fix="the checkpoint is inconsistent, pick another checkpoint version")
+    config = stored_config(meta["config"], source=str(path / META), fix="the checkpoint is inconsistent, pick another checkpoint version")
     vocab = Vocab(tuple(meta["vocab"]))
     weights = path / WEIGHTS
     if not weights.is_file():
@@ -121,6 +122,38 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     return Checkpoint(model.to(device), config, vocab, meta, path)
 
 
+@dataclass
+class ResumeState:
+    """The resume file's layout: everything a killed run needs to continue bit-identically (tensors stay tensors,
+    so the file loads with weights_only=True)."""
+
+    run_id: str
+    config: dict[str, Any]
+    vocab: list[str]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    rng_cpu: torch.Tensor
+    rng_cuda: list[torch.Tensor]
+    position: dict[str, Any]  # the loop's Position (epoch, batch, step, seconds, chars)
+    best: dict[str, Any]
+    versions: list[str]
+    published_step: int
+    rejections: dict[str, Any] | None = None  # states written before reject_worse existed have none
+
+    def to_dict(self) -> dict[str, Any]:
+        # not dataclasses.asdict: it would deep-copy every tensor
+        return {"format": STATE_FORMAT, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any], source: str | Path = "the resume state") -> ResumeState:
+        """The typed view of what load_state read; a key missing from it is one sentence."""
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in state and name != "rejections"]
+        if missing:
+            raise CharexpError(f"{source} is damaged (it has no {missing[0]!r}); start a new run instead")
+        return cls(**{name: state[name] for name in names if name in state})
+
+
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Resume state (model, optimizer, RNG, position) as one atomically replaced file."""
     import io
@@ -134,10 +167,11 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
+    """The resume file as saved (ResumeState.from_dict types it); anything unreadable or foreign is one sentence."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses pickled code; any failure means "unusable"
         raise CharexpError(f"resume state {path} cannot be read safely ({type(err).__name__}); start a new run instead") from None
-    if not isinstance(state, dict) or state.get("format") != "charexp-state/1":
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CharexpError(f"{path} is not a charexp resume state; start a new run instead")
     return state

@@ -16,7 +16,7 @@ from typing import Any
 
 from charexp.errors import CharexpError
 from charexp.store.artifacts import ArtifactStore, Version, check_name
-from charexp.store.best import BEST, describe_test_set, is_best_alias, best_alias, fingerprint_id
+from charexp.store.best import BEST, best_alias, describe_test_set, fingerprint_id, is_best_alias
 
 ONLINE = re.compile(r"^(?P<entity>[^/:]+)/(?P<project>[^/:]+)/(?P<name>[^/:]+):(?P<alias>[^/:]+)$")
 
@@ -28,14 +28,10 @@ class Resolved:
     note: str  # one line for the user: what answered, and for best-test-loss which test set
 
 
-def resolve_reference(ref: str, artifacts_dir: str | Path = "artifacts", default_name: str = "charlstm") -> Path:
-    """The checkpoint directory of `ref`, from a directory, the local store or an ENTITY/PROJECT/NAME:ALIAS."""
-    return resolve_artifact(ref, artifacts_dir, default_name).path
-
-
 def resolve_artifact(ref: str, artifacts_dir: str | Path = "artifacts", default_name: str = "charlstm", *,
                      project: str | None = None, entity: str | None = None) -> Resolved:
-    """Like resolve_reference, plus the W&B fallback when `project` is given, and a note on the source."""
+    """The checkpoint directory of `ref` (a directory, the local store, or ENTITY/PROJECT/NAME:ALIAS), with a note
+    on the source; when `project` is given and the local store lacks the alias, W&B is asked."""
     ref = ref.strip()
     if not ref:
         raise CharexpError("the artifact reference is empty; use e.g. best-test-loss, latest, epoch-1, v0 or a checkpoint directory")
@@ -113,7 +109,3 @@ def download_artifact(entity: str | None, project: str, name: str, alias: str, a
         note += f": the best of {describe_test_set(metadata.get('test_set'))}"
     return Resolved(path, "wandb", note)
 
-
-def download_online(entity: str, project: str, name: str, alias: str, artifacts_dir: Path) -> Path:
-    """ENTITY/PROJECT/NAME:ALIAS downloaded to artifacts/NAME:vN; its directory."""
-    return download_artifact(entity, project, name, alias, artifacts_dir).path

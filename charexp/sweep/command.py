@@ -22,7 +22,7 @@ def sweep(
     project: Optional[str] = typer.Option(None, "--project", help="W&B project the runs join; default: the YAML's project, else 'charexp'"),
     parent: Path = typer.Option(Path("sweep-runs"), "--dir", help="where the sweep directory <sweep_id>/ goes"),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="continue a sweep whose runner was stopped or killed"),
-    upload: Optional[Path] = typer.Option(None, "--upload", metavar="SWEEP_DIR", help="upload an offline sweep's ended runs to W&B (wandb sync; grouped as sweep-<id>); needs wandb login"),
+    upload: Optional[Path] = typer.Option(None, "--upload", metavar="SWEEP_DIR", help="upload an offline sweep's ended runs to W&B (wandb sync; tagged sweep-<id>); needs wandb login"),
     dry_run: bool = typer.Option(False, "--dry-run", help="with --upload: show what would be uploaded, upload nothing"),
     entity: Optional[str] = typer.Option(None, "--entity", help="with --upload: the W&B entity to upload into; default: the YAML's entity, else your own"),
 ) -> None:

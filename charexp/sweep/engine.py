@@ -8,6 +8,7 @@ number (W&B's `{"min": x}` summaries are not comparable for the engine).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 from charexp.errors import CharexpError
@@ -47,7 +48,8 @@ def propose(spec: SweepSpec, state: SweepState, watchers: dict[str, RunWatcher])
     values = to_plain({k: v["value"] for k, v in suggestion.config.items()})  # numpy scalars -> float/int
     params = {k: values[k] for k in spec.params if k in values} | values  # the YAML's order
     run_id = new_id({r.run_id for r in state.runs})
-    return RunRecord(run_id=run_id, params=params, run_dir=f"runs/{run_id}", log=f"logs/{run_id}.log")
+    run_dir = Path(spec.runs_dir(params, Path(state.cwd))) / run_id
+    return RunRecord(run_id=run_id, params=params, run_dir=str(run_dir), log=f"logs/{run_id}.log")
 
 
 def runs_to_stop(spec: SweepSpec, state: SweepState, watchers: dict[str, RunWatcher]) -> list[tuple[str, str]]:

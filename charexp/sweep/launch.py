@@ -3,9 +3,11 @@
 The command is expanded with wandb's own helpers and joined the way
 `wandb.wandb_agent.Agent._command_run` joins it; `${interpreter}` is this interpreter instead
 of a bare `python`. The environment differs in one way: instead of WANDB_SWEEP_ID (an id no W&B
-server knows, which would make `wandb sync` refuse the run) the run gets WANDB_RUN_GROUP=sweep-<id>
-and the tags charexp-sweep and sweep-<id>, so that plain `wandb sync` (or `charexp sweep --upload`)
-uploads it and the W&B UI groups the sweep's runs.
+server knows, which would make `wandb sync` refuse the run) the run gets the tags charexp-sweep and
+sweep-<id> (and CHAREXP_SWEEP_ID, by which a resumed runner finds the processes of its runs), so that
+plain `wandb sync` (or `charexp sweep --upload`) uploads it and the sweep's runs can be filtered by tag.
+The W&B run group is left to the program: charexp's train.py groups replicates, runs that differ only in
+seed (charexp.config.replicate_group), so W&B draws them as one line with a band, as under `wandb agent`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
-
 
 FLUSH_ENV = "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"
 
@@ -107,16 +108,19 @@ def visible_gpus() -> list[str]:
     return ids[:count]
 
 
-def sweep_group(sweep_id: str) -> str:
-    """The W&B run group of a charexp sweep's runs: how they are found and compared once uploaded."""
+SWEEP_ENV = "CHAREXP_SWEEP_ID"
+
+
+def sweep_tag(sweep_id: str) -> str:
+    """The W&B tag of a charexp sweep's runs: how they are found together once uploaded."""
     return f"sweep-{sweep_id}"
 
 
 def sweep_labels(sweep_id: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """WANDB_RUN_GROUP and WANDB_TAGS for a run of this sweep (tags the user set are kept)."""
+    """WANDB_TAGS (tags the user set are kept) and CHAREXP_SWEEP_ID for a run of this sweep."""
     tags = [t for t in environ.get("WANDB_TAGS", "").split(",") if t.strip()]
-    tags += [t for t in ("charexp-sweep", sweep_group(sweep_id)) if t not in tags]
-    return {"WANDB_RUN_GROUP": sweep_group(sweep_id), "WANDB_TAGS": ",".join(tags)}
+    tags += [t for t in ("charexp-sweep", sweep_tag(sweep_id)) if t not in tags]
+    return {"WANDB_TAGS": ",".join(tags), SWEEP_ENV: sweep_id}
 
 
 def build_launch(*, command: list[str], program: str | None, params: dict[str, Any], sweep_id: str, run_id: str,
@@ -181,7 +185,7 @@ def find_run_process(sweep_id: str, run_id: str) -> int | None:
     Covers the instant between recording a run and recording its pid: a runner killed there
     must not start the same run twice.
     """
-    marks = {f"WANDB_RUN_GROUP={sweep_group(sweep_id)}".encode(), f"WANDB_RUN_ID={run_id}".encode()}
+    marks = {f"{SWEEP_ENV}={sweep_id}".encode(), f"WANDB_RUN_ID={run_id}".encode()}
     found: dict[int, int] = {}
     for entry in Path("/proc").glob("[0-9]*") if Path("/proc").is_dir() else []:
         try:

@@ -13,25 +13,44 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from charexp.tracking.rundir import RunDir
 from charexp.sweep.engine import propose, runs_to_stop
-from charexp.sweep.launch import (build_launch, find_run_process, is_alive, log_tail, process_start_time, resource_env,
-                                  start, visible_gpus, wandb_files_dir)
+from charexp.sweep.launch import (
+    build_launch,
+    find_run_process,
+    is_alive,
+    log_tail,
+    process_start_time,
+    resource_env,
+    start,
+    visible_gpus,
+    wandb_files_dir,
+)
 from charexp.sweep.outcome import settle
 from charexp.sweep.spec import SweepSpec
 from charexp.sweep.state import TERMINAL, RunRecord, SweepState, now_iso, save_state
 from charexp.sweep.watch import SweepRunFiles
+from charexp.tracking.rundir import RunDir
 
 TICK_S = 0.1  # process exits are checked this often: the only per-run latency the runner adds
 POLL_S = 0.5  # the runs' W&B files are read this often (a stat per file when nothing changed)
 STAGGER_S = 1.0  # runs start at least this far apart, so their startup (imports, data loading) does not collide
 SAVE_EVERY_S = 2.0  # metric updates are saved at most this often (state changes are saved at once)
 KILL_AFTER_S = 120.0  # a stopped run that ignores SIGTERM this long gets SIGKILL
+
+
+class Interrupt(IntEnum):
+    """How far the user has asked the runner to stop: each Ctrl-C goes one level up (SIGTERM starts at STOP_RUNS)."""
+
+    NONE = 0
+    NO_NEW_RUNS = 1  # let the running runs end
+    STOP_RUNS = 2  # SIGTERM them: they save their state and continue on --resume
+    KILL_RUNS = 3  # SIGKILL them: they restart from their last saved state on --resume
 
 
 @dataclass
@@ -55,8 +74,8 @@ class SweepRunner:
         self.target_hit: str | None = None
         self.failing = False
         self.failed_in_row = self.failed = self.finished = 0
-        self.level = 0  # 1 Ctrl-C: no new runs; 2: stop the runs (they save state); 3: kill them
-        self._handled_level = 0
+        self.level = Interrupt.NONE
+        self._handled_level = Interrupt.NONE
         self._saved_at = 0.0
         self._dirty = False
         self.max_failures = int(os.environ.get("WANDB_AGENT_MAX_INITIAL_FAILURES", "5"))
@@ -188,8 +207,9 @@ class SweepRunner:
             self.note_failure(rec)
 
     def finished_locally(self, rec: RunRecord) -> bool:
-        """charexp's train.py records completion in runs/<id>/summary.json before W&B's exit record."""
-        return self.spec.is_charexp and RunDir(self.cwd / "runs", rec.run_id).read_summary().get("state") == "finished"
+        """charexp's train.py records completion in its run directory's summary.json before W&B's exit record."""
+        path = self.cwd / (rec.run_dir or f"runs/{rec.run_id}")  # an absolute run_dir stays itself
+        return self.spec.is_charexp and RunDir(path.parent, path.name).read_summary().state == "finished"
 
     def note_failure(self, rec: RunRecord) -> None:
         """Like `wandb agent`: give up once the first runs all fail (WANDB_AGENT_MAX_INITIAL_FAILURES)."""
@@ -227,16 +247,17 @@ class SweepRunner:
                 return
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        self.level = max(self.level + 1, 2 if signum == signal.SIGTERM else 1)
+        first = Interrupt.STOP_RUNS if signum == signal.SIGTERM else Interrupt.NO_NEW_RUNS
+        self.level = Interrupt(min(max(self.level + 1, first), Interrupt.KILL_RUNS))
 
     def handle_interrupts(self) -> None:
         if self.level == self._handled_level:
             return
         self._handled_level = self.level
-        if self.level == 1:
+        if self.level is Interrupt.NO_NEW_RUNS:
             self.say(f"Ctrl-C: no new runs; waiting for {len(self.active)} running run(s) to end. Ctrl-C again stops them "
                      f"(they save their state and continue on charexp sweep --resume {self.dir})")
-        elif self.level == 2:
+        elif self.level is Interrupt.STOP_RUNS:
             self.say(f"stopping {len(self.active)} running run(s) (SIGTERM: they save their state); once more kills them")
             for act in self.active.values():
                 act.interrupted = True
@@ -272,9 +293,9 @@ class SweepRunner:
         self.save()
 
     def done(self) -> bool:
-        if self.active or self.level >= 3:
+        if self.active or self.level is Interrupt.KILL_RUNS:
             return not self.active
-        return self.level > 0 or self.failing or not (self.waiting() or self.may_propose())
+        return self.level is not Interrupt.NONE or self.failing or not (self.waiting() or self.may_propose())
 
     def run(self) -> str:
         """Run the sweep to its end; returns 'finished', 'interrupted' or 'failing'."""
@@ -291,7 +312,7 @@ class SweepRunner:
                     self.check_target()
                     self.early_terminate()
                 self.enforce_stop_deadline()
-                if self.level == 0 and not self.failing:
+                if self.level is Interrupt.NONE and not self.failing:
                     self.fill_slots()
                 if self.done():
                     break
@@ -300,7 +321,7 @@ class SweepRunner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        outcome = "interrupted" if self.level else ("failing" if self.failing else "finished")
+        outcome = "interrupted" if self.level is not Interrupt.NONE else ("failing" if self.failing else "finished")
         self.state.finished = outcome == "finished"
         self.save()
         return outcome

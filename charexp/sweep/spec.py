@@ -61,6 +61,37 @@ class SweepSpec:
     def early_terminate(self) -> bool:
         return bool(self.config.get("early_terminate"))
 
+    def runs_dir(self, params: dict[str, Any], cwd: Path) -> str:
+        """Where charexp's train.py puts a run's directory, as train.py decides it: the run's swept runs_dir,
+        else a --runs_dir in the command, else the runs_dir of the command's --config file, else the default."""
+        from charexp.config import Config
+
+        default = Config.model_fields["runs_dir"].default
+        if isinstance(params.get("runs_dir"), str):
+            return params["runs_dir"]
+        fixed = [token for token in self.command if not token.startswith("${")]  # ${args} are the params
+        if value := _flag(fixed, "runs_dir"):
+            return value
+        if not (self.is_charexp and (config := _flag(fixed, "config"))):
+            return default
+        try:
+            loaded = yaml.safe_load((cwd / config).read_text(encoding="utf-8"))  # an absolute path stays itself
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return default  # train.py will say what is wrong with it
+        found = loaded.get("runs_dir") if isinstance(loaded, dict) else None
+        return found if isinstance(found, str) else default
+
+
+def _flag(tokens: list[str], name: str) -> str | None:
+    """The last value of --NAME=VALUE or --NAME VALUE among command-line tokens."""
+    value = None
+    for i, token in enumerate(tokens):
+        if token.startswith(f"--{name}="):
+            value = token.split("=", 1)[1]
+        elif token == f"--{name}" and i + 1 < len(tokens):
+            value = tokens[i + 1]
+    return value
+
 
 def quiet_sweeps():
     """Import the engine without its two pydantic deprecation warnings."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
+from charexp.numbers import finite
 
 STATE = "state.json"
 SWEEP_YAML = "sweep.yaml"
@@ -45,10 +46,6 @@ def to_plain(value: Any) -> Any:
     if hasattr(value, "tolist") and type(value).__module__ == "numpy":
         return to_plain(value.tolist())
     return value
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def best_value(values: list[Any], goal: str) -> float | None:
@@ -130,7 +127,7 @@ class SweepState:
     def from_dict(cls, data: dict[str, Any]) -> "SweepState":
         names = {f.name for f in fields(cls)}
         state = cls(**{k: v for k, v in data.items() if k in names and k != "runs"})
-        state.runs = [RunRecord.from_dict(r) for r in data.get("runs", [])]
+        state.runs = [RunRecord.from_dict(r) for r in data.get("runs", []) if isinstance(r, dict) and r.get("run_id")]
         return state
 
     def run(self, run_id: str) -> RunRecord:
@@ -141,12 +138,19 @@ def save_state(sweep_dir: Path, state: SweepState) -> None:
     atomic_write_text(sweep_dir / STATE, json.dumps(to_plain(state.to_dict()), indent=2) + "\n")
 
 
-def load_state(sweep_dir: Path) -> SweepState:
+def load_state(sweep_dir: Path, fix: str = "it cannot be resumed (start the sweep again)") -> SweepState:
+    """state.json, the one reader (the runner's --resume and charexp report); damage is one sentence ending in `fix`."""
     path = Path(sweep_dir) / STATE
     if not path.is_file():
         hint = "pass the folder charexp sweep printed, such as sweep-runs/<sweep_id>"
         raise CharexpError(f"{sweep_dir} is not a sweep directory (no {STATE}); {hint}")
     try:
-        return SweepState.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, StopIteration):
-        raise CharexpError(f"{path} is corrupt; it cannot be resumed (start the sweep again)") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CharexpError(f"{path} could not be read as JSON ({type(err).__name__}); {fix}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise CharexpError(f"{path} has no list of runs, so {sweep_dir} is not a sweep directory written by charexp sweep")
+    try:
+        return SweepState.from_dict(data)
+    except (TypeError, KeyError, AttributeError):  # a field missing or of the wrong kind
+        raise CharexpError(f"{path} is corrupt; {fix}") from None

@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from charexp.tracking.rundir import RunDir
 from charexp.sweep.state import RunRecord, SweepState
+from charexp.tracking.rundir import RunDir
 
 STATE_STYLE = {"finished": "green", "failed": "red", "stopped": "yellow", "preempted": "yellow", "running": "cyan", "pending": "dim"}
 
@@ -41,7 +41,7 @@ def param_names(state: SweepState) -> list[str]:
     return [n for n in names if len({repr(r.params.get(n)) for r in state.runs}) > 1 or len(state.runs) <= 1]
 
 
-def runs_table(state: SweepState) -> Table:
+def sweep_runs_table(state: SweepState) -> Table:
     metric = state.metric.get("name") or "metric"
     done = sum(r.state == "finished" for r in state.runs)
     arrow = "↑" if state.metric.get("goal") == "maximize" else "↓"
@@ -63,12 +63,13 @@ def runs_table(state: SweepState) -> Table:
 
 def artifact_line(state: SweepState) -> str | None:
     """Where best-test-loss points in the local artifact store, if the runs keep one (charexp's train.py)."""
-    from charexp.store.artifacts import BEST, ArtifactStore
     from charexp.errors import CharexpError
+    from charexp.store.artifacts import BEST, ArtifactStore
 
     cwd = Path(state.cwd or ".")
     best = best_run(state)
-    config = RunDir(cwd / "runs", best.run_id).read_config() if best else {}
+    run_dir = cwd / (best.run_dir or f"runs/{best.run_id}") if best else None  # an absolute run_dir stays itself
+    config = RunDir(run_dir.parent, run_dir.name).read_config() if run_dir else {}
     name = config.get("artifact_name") or "charlstm"
     root = cwd / (config.get("artifacts_dir") or "artifacts")
     try:
@@ -92,7 +93,7 @@ def artifact_line(state: SweepState) -> str | None:
 
 
 def print_report(state: SweepState, console: Console, sweep_dir: Path) -> None:
-    console.print(runs_table(state))
+    console.print(sweep_runs_table(state))
     best = best_run(state)
     metric = state.metric.get("name")
     if best is not None:

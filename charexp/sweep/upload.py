@@ -1,8 +1,9 @@
 """`charexp sweep --upload SWEEP_DIR`: upload an offline sweep's runs to W&B with `wandb sync`.
 
 The runs of `charexp sweep` record no sweep id (a locally made one would make `wandb sync` fail with
-"sweep ... not found (404)", wandb/wandb#8115). They carry the sweep as their run group
-(`sweep-<id>`) and tags (`charexp-sweep`, `sweep-<id>`), and the swept values in their config, so
+"sweep ... not found (404)", wandb/wandb#8115). They carry the sweep as tags (`charexp-sweep`,
+`sweep-<id>`) and the swept values in their config (charexp's train.py also sets a run group per
+replicate group: runs that differ only in seed), so
 plain `wandb sync` uploads them; this command picks exactly this sweep's run directories (every
 segment of a resumed run), checks them, and runs `wandb sync` on them. Already-synced runs are
 skipped by wandb itself, so running it twice is harmless.
@@ -25,7 +26,7 @@ class UploadPlan:
     sweep_id: str
     project: str
     entity: str | None
-    group: str
+    tag: str  # sweep-<id>
     run_dirs: list[Path] = field(default_factory=list)  # the W&B run directories to sync, oldest segment first
     runs: list[str] = field(default_factory=list)  # run ids that will be uploaded
     skipped: list[str] = field(default_factory=list)  # one line each: a run left out, and why
@@ -43,7 +44,7 @@ class UploadPlan:
 
 def plan_upload(sweep_dir: Path) -> UploadPlan:
     """Which W&B run directories of the sweep in `sweep_dir` to sync, read from state.json and the runs' own files."""
-    from charexp.sweep.launch import sweep_group, wandb_files_dir
+    from charexp.sweep.launch import sweep_tag, wandb_files_dir
     from charexp.sweep.state import SWEEP_YAML, load_state
     from charexp.tracking.wandb_files import find_run_files, read_run
 
@@ -57,7 +58,7 @@ def plan_upload(sweep_dir: Path) -> UploadPlan:
     except (OSError, ValueError):
         pass
     root = wandb_files_dir(Path(state.wandb_dir))
-    plan = UploadPlan(state.sweep_id, state.project, entity, sweep_group(state.sweep_id))
+    plan = UploadPlan(state.sweep_id, state.project, entity, sweep_tag(state.sweep_id))
     for rec in state.runs:
         files = find_run_files(root, rec.run_id)
         if rec.state in ("running", "pending"):
@@ -82,7 +83,7 @@ def upload(sweep_dir: Path, *, dry_run: bool = False, project: str | None = None
 
     plan = plan_upload(sweep_dir)
     print(f"sweep {plan.sweep_id}: {len(plan.runs)} run(s) to upload to W&B project {project or plan.project}"
-          f"{' (entity ' + (entity or plan.entity) + ')' if entity or plan.entity else ''}, group {plan.group}, tags charexp-sweep and {plan.group}")
+          f"{' (entity ' + (entity or plan.entity) + ')' if entity or plan.entity else ''}, tagged charexp-sweep and {plan.tag}")
     for line in plan.skipped:
         print(f"  skipped {line}")
     if not plan.runs:
@@ -93,5 +94,5 @@ def upload(sweep_dir: Path, *, dry_run: bool = False, project: str | None = None
     print(f"  {' '.join(argv[:len(argv) - len(plan.run_dirs)])} <{len(plan.run_dirs)} run director{'y' if len(plan.run_dirs) == 1 else 'ies'}>", flush=True)
     code = subprocess.run(argv).returncode
     if code == 0 and not dry_run:
-        print(f"uploaded: in the W&B project, group the runs by 'Group' (or filter by the tag {plan.group}) to compare them")
+        print(f"uploaded: in the W&B project, filter by the tag {plan.tag} for this sweep; runs that differ only in seed share a group")
     return code

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from charexp.store.best import BEST, Candidate, decide_best, best_alias, fingerprint_id
+from charexp.store.best import BEST, Candidate, best_alias, decide_best, fingerprint_id
 
 TYPE = "model"
 

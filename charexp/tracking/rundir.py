@@ -9,6 +9,7 @@ import contextlib
 import json
 import re
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +17,66 @@ import yaml
 
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError, disk_error
+
+OUTER_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "list": (list,), "dict": (dict,)}
+
+
+@dataclass
+class RunSummary:
+    """summary.json: where a run stands (rewritten at its start, its end, and when it stops or crashes).
+
+    Read tolerantly: a key it lacks (an older run), one it does not know (a newer one) or one of the wrong
+    type is left at its default; a damaged file reads as an empty summary."""
+
+    run_id: str | None = None
+    state: str | None = None  # running | finished | preempted | crashed | diverged
+    project: str | None = None
+    sweep_id: str | None = None
+    wandb_mode: str | None = None
+    wandb_dir: str | None = None
+    device: str | None = None
+    best_test_loss: float | None = None
+    best_epoch: float | None = None
+    best_step: int | None = None
+    last_eval: dict[str, float] | None = None
+    epoch: int | None = None
+    step: int | None = None
+    chars: int | None = None
+    seconds: float | None = None
+    artifact: str | None = None
+    versions: list[str] = field(default_factory=list)
+    rejected_epochs: list[int] = field(default_factory=list)
+    updated: str | None = None  # set by RunDir.write_summary
+
+    @property
+    def empty(self) -> bool:
+        return self == RunSummary()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunSummary:
+        if not isinstance(data, dict):
+            return cls()
+        kept = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            accepted = OUTER_TYPES[str(f.type).split(" |")[0].split("[")[0]]  # "list[str] | None" -> list
+            if value is not None and isinstance(value, accepted) and not isinstance(value, bool):
+                kept[f.name] = value
+        return cls(**kept)
+
+    # key access for callers that still read summary.json as a dict (train/main.py:find_resume, benchmarks/quality.py)
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None) if key in {f.name for f in fields(self)} else None
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
 
 SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")(?: \| (?P<note>[a-z ]+))?\] (?P<text>.*)$")
 
@@ -95,15 +156,17 @@ class RunDir:
                         if (m := SAMPLE_LINE.match(line)) and int(m["step"]) <= step]
                 atomic_write_text(self.samples_path, "".join(kept))
 
-    def read_summary(self) -> dict[str, Any]:
+    def read_summary(self) -> RunSummary:
+        """summary.json; missing or damaged, an empty summary."""
         try:
-            return json.loads(self.summary_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return {}
+            return RunSummary.from_dict(json.loads(self.summary_path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return RunSummary()
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
+    def write_summary(self, summary: RunSummary) -> None:
+        data = {**summary.to_dict(), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with self._writing("the run summary"):
-            atomic_write_text(self.summary_path, json.dumps({**summary, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
+            atomic_write_text(self.summary_path, json.dumps(data, indent=2) + "\n")
 
     def read_config(self) -> dict[str, Any]:
         try:

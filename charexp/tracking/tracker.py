@@ -12,25 +12,41 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from charexp.errors import CharexpError
 from charexp.tracking.rundir import RunDir
-from charexp.wandb_env import check_wandb_env, has_api_key
+from charexp.wandb_env import REACH_TIMEOUT_S, base_url, check_wandb_env, has_api_key, server_answers
+
 
 def choose_mode(requested: str) -> tuple[str, str | None]:
-    """(mode, note for the user). `auto` honours WANDB_MODE, else online only with an API key.
+    """(mode, note for the user). `auto` honours WANDB_MODE, else online only with an API key and a W&B server
+    that answers within a few seconds; otherwise offline, said in one line. An explicit online mode (the config's
+    or WANDB_MODE's) that has no key or no answering server is one sentence within those seconds, not a
+    90-second retry inside wandb.init that ends in a traceback.
 
     First, a WANDB_* variable that wandb.init would die on (`WANDB_MODE=`, a misspelt mode) is one
     sentence here, before the run starts, whatever the mode."""
     check_wandb_env()
-    if requested != "auto":
-        return requested, None
     env = os.environ.get("WANDB_MODE", "").lower()
-    if env in ("online", "offline", "disabled"):
-        return env, None
-    if env in ("dryrun",):
-        return "offline", None
-    if has_api_key():
-        return "online", None
-    return "offline", "W&B: no API key configured, so this run is offline (upload it later with 'wandb sync'; 'wandb login' makes runs online)."
+    mode = requested
+    if requested == "auto" and env in ("online", "offline", "disabled", "dryrun"):
+        mode = "offline" if env == "dryrun" else env
+    if mode == "online":
+        where = "wandb_mode online" if requested == "online" else "WANDB_MODE=online"
+        if not has_api_key():
+            raise CharexpError(f"{where} needs a W&B API key and none is configured; run 'wandb login' (or set WANDB_API_KEY), "
+                               "or train offline with wandb_mode: offline and upload later with wandb sync")
+        if not server_answers():
+            raise CharexpError(f"{where}, but the W&B server {base_url()} did not answer within {REACH_TIMEOUT_S:g} s; check the network "
+                               "(or WANDB_BASE_URL), or train offline with wandb_mode: offline and upload later with wandb sync")
+        return mode, None
+    if mode != "auto":
+        return mode, None
+    if not has_api_key():
+        return "offline", "W&B: no API key configured, so this run is offline (upload it later with 'wandb sync'; 'wandb login' makes runs online)."
+    if not server_answers():
+        return "offline", (f"W&B: an API key is configured but {base_url()} did not answer within {REACH_TIMEOUT_S:g} s, so this run is "
+                           "offline; upload it later with the 'wandb sync' command printed at the end.")
+    return "online", None
 
 
 def local_sweep_id(environ: dict[str, str] | None = None) -> str | None:
@@ -53,7 +69,11 @@ def _finite_or_none(value: Any) -> Any:
 
 
 class Tracker:
-    def __init__(self, config: dict[str, Any], run_dir: RunDir, resume: bool, mode: str):
+    def __init__(self, config: dict[str, Any], run_dir: RunDir, resume: bool, mode: str, group: str | None = None,
+                 job_type: str = "train"):
+        """`group`: the W&B run group (charexp passes the config's replicate group, so runs that differ only in
+        seed are one line with a band in W&B's UI); a WANDB_RUN_GROUP the user set wins. `job_type` keeps
+        kinds of runs apart (train; lr-find)."""
         os.environ.setdefault("WANDB_SILENT", "true")  # our own lines say what matters; keep wandb's terminal chatter out
         import wandb
 
@@ -67,6 +87,8 @@ class Tracker:
             id=run_dir.run_id,
             resume="allow" if resume else None,
             config=config,
+            group=os.environ.get("WANDB_RUN_GROUP") or group,
+            job_type=os.environ.get("WANDB_JOB_TYPE") or job_type,
             mode=mode,
             settings=wandb.Settings(console="off", quiet=True, silent=True),
         )

@@ -77,6 +77,7 @@ class RunRecords:
     project: str | None = None
     sweep_id: str | None = None
     group: str | None = None
+    job_type: str | None = None
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -91,6 +92,7 @@ class RunRecords:
             self.run_id, self.project = record.run.run_id, record.run.project
             self.sweep_id = record.run.sweep_id or self.sweep_id
             self.group = record.run.run_group or self.group
+            self.job_type = record.run.job_type or self.job_type
             self.tags = list(record.run.tags) or self.tags
             self._config(record.run.config)
         elif kind == "config":

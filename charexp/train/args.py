@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from charexp.config import Config, describe_keys, nearest_key, parse_cli_value
 from charexp.errors import CharexpError
@@ -23,6 +23,7 @@ examples:
   python train.py --config configs/startrek.yaml --lr=3e-4 --hidden=256
   python train.py --config configs/phase2.yaml --init_from=v3
   python train.py --resume last
+  python train.py --config configs/startrek.yaml --check     # validate and print the resolved config only
 
 Every config key above can be set in the YAML file or on the command line; sweep values from a
 W&B agent win over both. W&B runs offline when no API key is configured (see wandb_mode)."""
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("--config", metavar="YAML", help="config file (flat 'key: value' lines), e.g. configs/startrek.yaml")
+    parser.add_argument("--check", action="store_true", help="validate the config (data, init_from, every key), print it resolved, and start nothing")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run from its saved state, as the same W&B run ('last' = the newest)")
     keys = parser.add_argument_group("config keys (each also as key=value, or all at once as JSON)")
     for name, default, description in describe_keys():
@@ -73,17 +75,24 @@ def _positional_values(items: list[str]) -> dict[str, Any]:
     return values
 
 
-def parse_train_args(argv: list[str] | None = None) -> tuple[str | None, str | None, dict[str, Any]]:
-    """(config path, resume id, overrides) from the command line."""
+class TrainArgs(NamedTuple):
+    config: str | None  # --config YAML
+    resume: str | None  # --resume RUN_ID|last
+    overrides: dict[str, Any]  # every config key given on the command line
+    check: bool = False  # --check: validate and print, start nothing
+
+
+def parse_train_args(argv: list[str] | None = None) -> TrainArgs:
+    """What the command line asks for."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    for item in unknown:
-        if item.startswith("-"):
-            name = item.lstrip("-").split("=", 1)[0]
-            hint = nearest_key(name)
-            raise CharexpError(f"unknown option '--{name}'" + (f"; did you mean '--{hint}'?" if hint else "; see python train.py --help"))
+    flags = [item.lstrip("-").split("=", 1)[0] for item in unknown if item.startswith("-")]
+    if flags:  # all of them at once, each with its likely meaning
+        parts = [f"'--{name}'" + (f" (did you mean '--{hint}'?)" if (hint := nearest_key(name)) else "") for name in flags]
+        tail = "" if all(nearest_key(name) for name in flags) else "; see python train.py --help"
+        raise CharexpError(f"unknown option{'s' if len(flags) > 1 else ''} {', '.join(parts)}{tail}")
     overrides = _positional_values(list(args.extra) + [u for u in unknown if not u.startswith("-")])
     for key in Config.model_fields:
         if key in vars(args):
             overrides[key] = parse_cli_value(getattr(args, key))
-    return args.config, args.resume, overrides
+    return TrainArgs(args.config, args.resume, overrides, args.check)

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
 from charexp.config import Config
+from charexp.data.batching import plan_epoch
+
+EXACT_EPOCHS = 50
 
 
 @dataclass(frozen=True)
@@ -55,3 +61,18 @@ def lr_at(cfg: Config, clock: RunClock, scale: float = 1.0) -> float:
     """The rate for the step after `clock.step`: schedule x warm-up x `scale` (reject_factor^rejections)."""
     warmup = min(1.0, (clock.step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     return scheduled_lr(cfg, clock) * warmup * scale
+
+
+def run_steps(cfg: Config, lengths: np.ndarray) -> int:
+    """Steps in the whole run, for a training split of utterances of these `lengths`. Epochs can differ by a batch
+    or two when batches are capped by characters, so each is planned (cosine ends on min_lr at the true last step);
+    past EXACT_EPOCHS (a max_minutes run with epochs=1000, say) the first epoch's count stands for all, as planning
+    them would take minutes."""
+
+    def steps_in_epoch(epoch: int) -> int:
+        plan = plan_epoch(lengths, cfg.batch_size, cfg.max_len, cfg.seed, epoch, torch.device("cpu"), cfg.batch_tokens)
+        return min(len(plan.batches), cfg.steps_per_epoch) if cfg.steps_per_epoch else len(plan.batches)
+
+    if cfg.epochs <= EXACT_EPOCHS:
+        return sum(steps_in_epoch(epoch) for epoch in range(cfg.epochs))
+    return cfg.epochs * steps_in_epoch(0)

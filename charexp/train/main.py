@@ -13,23 +13,24 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from charexp.store.artifacts import ArtifactStore
-from charexp.store.checkpoint import Checkpoint, load_checkpoint, load_state
-from charexp.train.args import parse_train_args
-from charexp.train.lr_schedule import inert_schedule_keys
-from charexp.config import Config, build_config, load_config
-from charexp.data.corpus import Corpus, Vocab, load_corpus
+from charexp.config import Config, load_config, replicate_group, stored_config
+from charexp.data.corpus import Corpus, Vocab, fingerprint_test_set, load_corpus
 from charexp.data.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
-from charexp.model import CharLSTM, configure_cpu, configure_cuda, resolve_device
-from charexp.train.progress import TrainProgress, config_table
+from charexp.model import CharLSTM, configure_cpu, configure_cuda, cpu_has_bf16_lstm, resolve_device
+from charexp.sample.generate import check_primes
+from charexp.store.artifacts import ArtifactStore
+from charexp.store.best import describe_test_set
+from charexp.store.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state
 from charexp.store.references import resolve_artifact
-from charexp.sampling import check_primes
-from charexp.tracking.rundir import RunDir, list_runs
-from charexp.train.signals import StopRequest
 from charexp.summary_view import run_summary_table
+from charexp.tracking.rundir import RunDir, RunSummary, list_runs
 from charexp.tracking.tracker import Tracker, choose_mode
-from charexp.train.trainer import Trainer
+from charexp.train.args import parse_train_args
+from charexp.train.lr_schedule import inert_schedule_keys
+from charexp.train.progress import TrainProgress, config_table
+from charexp.train.signals import StopRequest
+from charexp.train.trainer import Outcome, Trainer
 
 ARCHITECTURE = ("layers", "hidden", "embed")
 STORED_FIX = "the saved state is damaged, start a new run"
@@ -68,7 +69,7 @@ def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume
     state = load_state(run.state_path)
     if state.get("run_id") != run.run_id:
         raise CharexpError(f"{run.state_path} belongs to run {state.get('run_id')!r}, not {run.run_id!r}; it is stale, start a new run")
-    saved = build_config(state["config"], source=str(run.state_path), fix=STORED_FIX)
+    saved = stored_config(state["config"], source=str(run.state_path), fix=STORED_FIX)
     if cfg is not None:
         differs = [k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v]
         if differs:
@@ -89,11 +90,29 @@ def load_init(cfg: Config) -> Checkpoint | None:
     return ckpt
 
 
-def build(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None]:
+def adopt_split(cfg: Config, init: Checkpoint | None) -> Config:
+    """An init_from run splits the data as its checkpoint's run did, unless the config sets split_seed itself:
+    a different split would put part of the checkpoint's training data into this run's test set."""
+    if init is None or "split_seed" in cfg.model_fields_set or init.config.split_seed == cfg.split_seed:
+        return cfg
+    return cfg.updated({"split_seed": init.config.split_seed}, source="init_from's checkpoint")
+
+
+def split_note(corpus: Corpus, init: Checkpoint | None) -> str | None:
+    """A line when this run's test set is not the one its init_from checkpoint was trained beside."""
+    theirs = (init.meta.get("test_set") or {}) if init else {}
+    if not isinstance(theirs, dict) or not theirs.get("id") or theirs["id"] == fingerprint_test_set(corpus)["id"]:
+        return None
+    return (f"note: init_from's checkpoint was trained beside another test set ({describe_test_set(theirs)}); this run's "
+            "test/loss may include utterances it trained on, and it does not compete with that checkpoint for best-test-loss")
+
+
+def build(cfg: Config, vocab: Vocab | None) -> tuple[Config, Corpus, Checkpoint | None]:
     init = load_init(cfg)
+    cfg = adopt_split(cfg, init)
     vocab = vocab or (init.vocab if init else None)
-    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.seed, vocab)
-    return corpus, init
+    corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.split_seed, vocab)
+    return cfg, corpus, init
 
 
 def seed_everything(seed: int) -> None:
@@ -102,26 +121,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Corpus, Checkpoint | None, torch.device]:
+def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Config, Corpus, Checkpoint | None, torch.device]:
     """Everything that can reject the config, done before any run, file or W&B record exists (only the
-    artifact store's directory is made, to prove that checkpoints can be written there)."""
+    artifact store's directory is made, to prove that checkpoints can be written there). Returns the config
+    with what init_from's checkpoint settles (its split_seed) filled in."""
     device = resolve_device(cfg.device)
-    corpus, init = build(cfg, vocab)
+    if cfg.amp and device.type == "cpu" and not cpu_has_bf16_lstm():
+        raise CharexpError("amp: true needs a bf16 LSTM, which this CPU does not have (oneDNN's needs AVX-512); "
+                           "set amp: false (bf16 autocast is meant for CUDA)")
+    cfg, corpus, init = build(cfg, vocab)
     check_primes(list(cfg.sample_chars), corpus.vocab)
     ArtifactStore(cfg.artifacts_dir, cfg.artifact_name).check_writable()  # now, not after the first epoch
-    return corpus, init, device
+    return cfg, corpus, init, device
 
 
 def main(argv: list[str] | None = None) -> int:
-    config_path, resume_arg, overrides = parse_train_args(argv)
+    config_path, resume_arg, overrides, check = parse_train_args(argv)
     cfg = load_config(config_path, overrides) if (config_path or overrides) else None
-    resume = find_resume(resume_arg, cfg, cfg.runs_dir if cfg else "runs")
+    resume = find_resume(resume_arg, cfg, cfg.runs_dir if cfg else Config.model_fields["runs_dir"].default)
     if resume:
-        cfg = build_config(resume.state["config"], source="the resume state", fix=STORED_FIX)
+        cfg = stored_config(resume.state["config"], source="the resume state", fix=STORED_FIX)
     elif cfg is None:
         raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), see python train.py --help")
     vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
-    corpus, init, device = prepare(cfg, vocab)  # bad data or init_from: one sentence, before anything is printed
+    cfg, corpus, init, device = prepare(cfg, vocab)  # bad data or init_from: one sentence, before anything is printed
+    if check:  # everything that could refuse the config has run; nothing is started, no W&B run, no run directory
+        Console(stderr=True).print(config_table(cfg.to_dict(), title="charexp config (resolved)"))
+        print(f"config OK: {corpus.describe()}; device {device}; nothing was started (drop --check to train)")
+        return 0
     mode, note = choose_mode(cfg.wandb_mode)
     console = Console(stderr=True)
     console.print(config_table(cfg.to_dict(), title="charexp config"))
@@ -129,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(note, highlight=False)
 
     run_id = resume.run_id if resume else new_run_id()
-    tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode)
+    tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode, group=replicate_group(cfg.to_dict()))
     try:
         swept = {k: v for k, v in tracker.wandb_config.items() if k in Config.model_fields and v != getattr(cfg, k)}
         if swept and not resume:  # wandb.config wins (a sweep's values); rebuild what depends on it
             cfg = cfg.updated(swept, source="wandb.config")
-            corpus, init, device = prepare(cfg, None)
+            cfg, corpus, init, device = prepare(cfg, None)
             tracker.run_dir = RunDir(cfg.runs_dir, run_id)
         return train(cfg, corpus, init, device, tracker, resume, console)
     except BaseException:
@@ -163,44 +190,46 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
         model.load_state_dict(init.model.state_dict())
         console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})"
                       + (f"\n  init_from {init.source}" if init.source else ""), highlight=False)
+        if note := split_note(corpus, init):
+            console.print(note, highlight=False)
     model.to(device)
     stop = StopRequest()
     trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, cfg.artifact_name), stop)
     if resume:
-        trainer.load_state_dict(resume.state)
+        trainer.load_state_dict(ResumeState.from_dict(resume.state, run_dir.state_path))
         console.print(f"resuming run {run_dir.run_id} at epoch {trainer.pos.epoch + 1}, step {trainer.pos.step}")
 
-    def summary(state: str) -> dict:
-        best = trainer.best
-        return {
-            "run_id": run_dir.run_id, "state": state, "project": tracker.project, "sweep_id": tracker.sweep_id,
-            "wandb_mode": tracker.mode, "wandb_dir": tracker.files_dir, "device": str(device),
-            "best_test_loss": best["test/loss"] if best["step"] is not None else None, "best_epoch": best["epoch"], "best_step": best["step"],
-            "last_eval": trainer.last_eval[1] if trainer.last_eval else None,
-            "epoch": trainer.pos.epoch, "step": trainer.pos.step, "chars": trainer.pos.chars, "seconds": round(trainer.pos.seconds, 2),
-            "artifact": cfg.artifact_name, "versions": trainer.versions, "rejected_epochs": list(trainer.rejections.rejected),
-        }
+    def summary(state: str) -> RunSummary:
+        best, pos = trainer.best, trainer.pos
+        return RunSummary(
+            run_id=run_dir.run_id, state=state, project=tracker.project, sweep_id=tracker.sweep_id, wandb_mode=tracker.mode,
+            wandb_dir=tracker.files_dir, device=str(device), best_test_loss=best["test/loss"] if best["step"] is not None else None,
+            best_epoch=best["epoch"], best_step=best["step"], last_eval=trainer.last_eval[1] if trainer.last_eval else None,
+            epoch=pos.epoch, step=pos.step, chars=pos.chars, seconds=round(pos.seconds, 2), artifact=cfg.artifact_name,
+            versions=trainer.versions, rejected_epochs=list(trainer.rejections.rejected),
+        )
 
     run_dir.write_summary(summary("running"))
     stop.install()
     try:
         with TrainProgress(total_steps=trainer.total_steps(), completed=trainer.pos.step, console=console) as bar:
-            status = trainer.run(bar)
+            outcome = trainer.run(bar)
     except BaseException as err:
         with contextlib.suppress(CharexpError):  # best effort: a full disk must not hide the error that stopped the run
             run_dir.write_summary(summary("diverged" if isinstance(err, TrainingDiverged) else "crashed"))
         raise
     finally:
         stop.uninstall()
-    run_dir.write_summary(summary(status))
-    tracker.summary({"best_test_loss": summary(status)["best_test_loss"], "best_epoch": trainer.best["epoch"], "state": status,
-                     "rejected_epochs": list(trainer.rejections.rejected)})
-    if status == "preempted":
+    final = summary(outcome.value)
+    run_dir.write_summary(final)
+    tracker.summary({"best_test_loss": final.best_test_loss, "best_epoch": final.best_epoch, "state": final.state,
+                     "rejected_epochs": final.rejected_epochs})
+    if outcome is Outcome.PREEMPTED:
         tracker.finish(exit_code=stop.exit_code, preempting=True)
         console.print(f"stopped: resume state saved in {run_dir.state_path}; continue with python train.py --resume {run_dir.run_id}")
         return stop.exit_code
     tracker.finish(exit_code=0)
-    console.print(run_summary_table(summary(status)))
+    console.print(run_summary_table(final))
     if tracker.mode == "offline" and tracker.files_dir:
         console.print(f"W&B offline run: upload it with  wandb sync {tracker.files_dir}")
     return 0

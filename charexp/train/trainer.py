@@ -11,29 +11,38 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import torch
 from rich.markup import escape
 
-from charexp.store.artifacts import ArtifactStore
-from charexp.data.batching import EncodedSplit, EpochPlan, plan_epoch
-from charexp.store.checkpoint import save_state, write_checkpoint
 from charexp.config import Config
-from charexp.data.corpus import Corpus
+from charexp.data.batching import EncodedSplit, EpochPlan, plan_epoch
+from charexp.data.corpus import Corpus, fingerprint_test_set
 from charexp.errors import TrainingDiverged
-from charexp.train.evaluate import Evaluator, masked_loss_sum
 from charexp.model import CharLSTM
-from charexp.train.lr_schedule import RunClock, lr_at
+from charexp.sample.generate import generate
+from charexp.store.artifacts import ArtifactStore
+from charexp.store.checkpoint import ResumeState, save_state, write_checkpoint
+from charexp.tracking.publish import Publisher
+from charexp.tracking.tracker import Tracker
+from charexp.train.evaluate import Evaluator, masked_loss_sum
+from charexp.train.lr_schedule import RunClock, lr_at, run_steps
 from charexp.train.metrics import LossWindow
 from charexp.train.progress import TrainProgress
 from charexp.train.rejection import Rejections
-from charexp.sampling import generate
 from charexp.train.signals import StopRequest
-from charexp.tracking.tracker import Tracker
 
-STATE_FORMAT = "charexp-state/1"
-EXACT_EPOCHS = 50
+
+class Outcome(str, Enum):
+    """How the loop (or one epoch of it) ended; the values are what summary.json records."""
+
+    EPOCH = "epoch"  # train_epoch only: the epoch's last batch is done
+    PREEMPTED = "preempted"  # a stop signal: the state is saved, the run continues with --resume
+    OUT_OF_TIME = "out_of_time"  # train_epoch only: max_minutes is up
+    FINISHED = "finished"  # every epoch done, max_rejections reached, or out of time (evaluated and published)
 
 
 @dataclass
@@ -51,6 +60,11 @@ def make_autocast(device: torch.device, amp: bool) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+def diverged(what: str, lr: float, reason: str | None = None) -> TrainingDiverged:
+    """`what` became non-finite: the error advises; its reason (what reject_worse reports) does not."""
+    return TrainingDiverged(f"{what}; lower lr (now {lr:g}) or set grad_clip, then start a new run", reason=reason or what)
+
+
 def seeded(seed: int, step: int, device: torch.device) -> torch.Generator:
     """A generator for eval/sampling that never touches the training RNG stream."""
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
@@ -64,6 +78,7 @@ class Trainer:
         self.train_split = EncodedSplit(corpus.train, corpus.vocab, self.device)
         self.evaluate = Evaluator(EncodedSplit(corpus.test, corpus.vocab, self.device), make_autocast(self.device, cfg.amp))
         self.optimizer = self.new_optimizer()
+        self.publisher = Publisher(store, tracker, fingerprint_test_set(corpus))
         self.pos = Position()
         self.rejections = Rejections()
         self.window = LossWindow(self.device)
@@ -80,42 +95,40 @@ class Trainer:
         return torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=fused or None, foreach=None if fused else True)
 
     # --- resume state -------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT,
-            "run_id": self.tracker.run_dir.run_id,
-            "config": self.cfg.to_dict(),
-            "vocab": list(self.corpus.vocab.chars),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "position": asdict(self.pos),
-            "best": dict(self.best),
-            "versions": list(self.versions),
-            "published_step": self.published_step,
-            "rejections": self.rejections.state_dict(),
-        }
+    def state_dict(self) -> ResumeState:
+        return ResumeState(
+            run_id=self.tracker.run_dir.run_id,
+            config=self.cfg.to_dict(),
+            vocab=list(self.corpus.vocab.chars),
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            rng_cpu=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            position=asdict(self.pos),
+            best=dict(self.best),
+            versions=list(self.versions),
+            published_step=self.published_step,
+            rejections=self.rejections.state_dict(),
+        )
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"])
-        if state["rng_cuda"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
-        self.pos = Position(**state["position"])
-        self.best = dict(state["best"])
-        self.versions = list(state["versions"])
-        self.published_step = int(state["published_step"])
-        if "rejections" in state:  # states written before reject_worse existed have none
-            self.rejections.load_state_dict(state["rejections"])
+    def load_state_dict(self, state: ResumeState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng_cpu)
+        if state.rng_cuda and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state.rng_cuda)
+        self.pos = Position(**state.position)
+        self.best = dict(state.best)
+        self.versions = list(state.versions)
+        self.published_step = int(state.published_step)
+        if state.rejections is not None:
+            self.rejections.load_state_dict(state.rejections)
 
     def check_finite_weights(self) -> None:
         """An optimizer step can make the weights NaN after a finite loss: stop before they are evaluated,
         sampled or saved (one host sync, at those pauses only)."""
         if not bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()):
-            raise TrainingDiverged(f"the weights became NaN or infinite by step {self.pos.step}; lower lr (now {self.current_lr():g}) or set grad_clip, then start a new run",
-                                   reason=f"the weights became NaN or infinite by step {self.pos.step}")
+            raise diverged(f"the weights became NaN or infinite by step {self.pos.step}", self.current_lr())
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -123,25 +136,15 @@ class Trainer:
     def save_state(self) -> None:
         self.check_finite_weights()
         self.pos.seconds = time.perf_counter() - self.started
-        save_state(self.tracker.run_dir.state_path, self.state_dict())
+        save_state(self.tracker.run_dir.state_path, self.state_dict().to_dict())
 
     def plan(self, epoch: int, device: torch.device) -> EpochPlan:
         cfg = self.cfg
         return plan_epoch(self.train_split.lengths, cfg.batch_size, cfg.max_len, cfg.seed, epoch, device, cfg.batch_tokens)
 
-    def steps_in_epoch(self, epoch: int) -> int:
-        batches = len(self.plan(epoch, torch.device("cpu")).batches)
-        return min(batches, self.cfg.steps_per_epoch) if self.cfg.steps_per_epoch else batches
-
     def total_steps(self) -> int:
-        """Steps in the whole run. Epochs can differ by a batch or two when batches are capped by characters,
-        so each is planned (cosine ends on min_lr at the true last step); past EXACT_EPOCHS (a max_minutes
-        run with epochs=1000, say) the first epoch's count stands for all, as planning them would take minutes."""
         if self._total_steps is None:
-            if self.cfg.epochs <= EXACT_EPOCHS:
-                self._total_steps = sum(self.steps_in_epoch(epoch) for epoch in range(self.cfg.epochs))
-            else:
-                self._total_steps = self.cfg.epochs * self.steps_in_epoch(0)
+            self._total_steps = run_steps(self.cfg, self.train_split.lengths)
         return self._total_steps
 
     # --- schedules ----------------------------------------------------------------------
@@ -155,8 +158,8 @@ class Trainer:
         self.check_finite_weights()
         metrics = self.evaluate(self.model, seeded(self.cfg.seed, self.pos.step, self.device))
         if not math.isfinite(metrics["test/loss"]):
-            raise TrainingDiverged(f"test/loss became {metrics['test/loss']} at step {self.pos.step}; lower lr (now {self.current_lr():g}) or set grad_clip, then start a new run",
-                                   reason=f"test/loss became {metrics['test/loss']}")
+            loss = metrics["test/loss"]
+            raise diverged(f"test/loss became {loss} at step {self.pos.step}", self.current_lr(), f"test/loss became {loss}")
         self.tracker.log({**metrics, "epoch": epoch}, step=self.pos.step)
         if metrics["test/loss"] < self.best["test/loss"]:
             self.best = {"test/loss": metrics["test/loss"], "epoch": epoch, "step": self.pos.step}
@@ -181,18 +184,14 @@ class Trainer:
             progress.print(f"  {escape(line)}")  # sampled text may hold [brackets] that rich would read as markup
 
     def publish(self, metrics: dict[str, float], epoch: float, aliases: list[str]) -> None:
-        """A checkpoint version in the local store and in the W&B run (once per step, even across a resume)."""
+        """The current weights as a checkpoint version (once per step, even across a resume)."""
         if self.published_step == self.pos.step:
             return
-        run_id = self.tracker.run_dir.run_id
-        epoch = int(epoch) if float(epoch).is_integer() else epoch
-        from charexp.data.corpus import fingerprint_test_set
 
-        meta = {"run_id": run_id, "project": self.tracker.project, "epoch": epoch, "step": self.pos.step,
-                "test_loss": metrics["test/loss"], "metrics": metrics, "test_set": fingerprint_test_set(self.corpus)}
-        version = self.store.add(lambda dest: write_checkpoint(dest, self.model, self.cfg, self.corpus.vocab, meta), meta, aliases)
-        self.tracker.log_model(self.store.name, version.path, list(version.aliases), {**meta, "local_version": version.version})
-        self.versions.append(f"{version.version} ({', '.join(version.aliases)})")
+        def write(dest: Path, meta: dict[str, Any]) -> Path:
+            return write_checkpoint(dest, self.model, self.cfg, self.corpus.vocab, meta)
+
+        self.versions.append(self.publisher.publish(write, self.pos.step, epoch, metrics, aliases))
         self.published_step = self.pos.step
 
     # --- the loop -----------------------------------------------------------------------
@@ -214,8 +213,8 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def run(self, progress: TrainProgress) -> str:
-        """Train to the end (returns "finished") or until a stop signal (returns "preempted")."""
+    def run(self, progress: TrainProgress) -> Outcome:
+        """Train to the end (FINISHED) or until a stop signal (PREEMPTED)."""
         cfg, pos = self.cfg, self.pos
         self.model.train()
         self.started = time.perf_counter() - pos.seconds
@@ -224,7 +223,7 @@ class Trainer:
         while pos.epoch < cfg.epochs and not self.rejections.exhausted(cfg.max_rejections):
             try:
                 ended = self.train_epoch(progress)
-                if ended != "epoch":
+                if ended is not Outcome.EPOCH:
                     break
                 self.end_epoch(progress)
             except TrainingDiverged as err:
@@ -234,17 +233,17 @@ class Trainer:
             pos.epoch, pos.batch = pos.epoch + 1, 0
             self.save_state()
         else:
-            ended = "finished"
-        if ended == "preempted":
-            return "preempted"
+            ended = Outcome.FINISHED
+        if ended is Outcome.PREEMPTED:
+            return Outcome.PREEMPTED
         if self.published_step != pos.step:  # a max_minutes stop mid-epoch: evaluate and publish where it stopped
             epoch = self.epoch_progress(self.batches_in_epoch)
             self.publish(self.run_eval(epoch, progress), epoch, [])
             self.save_state()
-        return "finished"
+        return Outcome.FINISHED
 
-    def train_epoch(self, progress: TrainProgress) -> str:
-        """The rest of the current epoch: "epoch" at its end, or "preempted" / "out_of_time"."""
+    def train_epoch(self, progress: TrainProgress) -> Outcome:
+        """The rest of the current epoch: EPOCH at its end, or PREEMPTED / OUT_OF_TIME."""
         cfg, pos, window = self.cfg, self.pos, self.window
         plan = self.plan(pos.epoch, self.device)
         batches = plan.batches[: cfg.steps_per_epoch or None]
@@ -260,8 +259,7 @@ class Trainer:
             if pos.step % cfg.log_every == 0:
                 loss, chars_per_sec = window.read()
                 if not math.isfinite(loss):
-                    raise TrainingDiverged(f"train/loss became {loss} at step {pos.step}; lower lr (now {lr:g}) or set grad_clip, then start a new run",
-                                           reason=f"train/loss became {loss} at step {pos.step}")
+                    raise diverged(f"train/loss became {loss} at step {pos.step}", lr)
                 self.tracker.log({"train/loss": loss, "lr": lr, "epoch": epoch, "perf/chars_per_sec": chars_per_sec}, step=pos.step)
                 progress.update(pos.step, f"{epoch:.2f}", loss, chars_per_sec)
             pause_start = time.perf_counter()
@@ -276,10 +274,10 @@ class Trainer:
             window.pause(time.perf_counter() - pause_start)
             if self.stop.requested:
                 self.save_state()
-                return "preempted"
+                return Outcome.PREEMPTED
             if cfg.max_minutes and time.perf_counter() - self.started >= cfg.max_minutes * 60:
-                return "out_of_time"
-        return "epoch"
+                return Outcome.OUT_OF_TIME
+        return Outcome.EPOCH
 
     def end_epoch(self, progress: TrainProgress) -> None:
         """Evaluate, sample and publish the epoch's weights; with reject_worse, keep them or reject the epoch."""

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 
 from charexp.data.batching import IGNORE, EncodedSplit, encode_all, plan_epoch, plan_eval
 from charexp.data.corpus import Vocab
-from charexp.train.evaluate import masked_loss_sum
 from charexp.model import CharLSTM
+from charexp.train.evaluate import masked_loss_sum
+
 from foundation import DEVICE
 
 TEXTS = ["KIRK: Spock!", "SPOCK: Fascinating.", "Hi", "MCCOY: He's dead, Jim. Dead as a doornail, I tell you.", "UHURA: Aye, sir.", "ok"]

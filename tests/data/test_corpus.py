@@ -53,7 +53,7 @@ def test_plain_text_format(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_text("KIRK: One.\nSPOCK: Two, three.\n\nNEXTEPISODE\nMCCOY: Four.\r\nNEXTEPISODE\n", encoding="utf-8")
     assert read_episodes(path) == [["KIRK: One.", "SPOCK: Two, three."], ["MCCOY: Four."]]
-    corpus = load_corpus(path, split="line", test_fraction=0.34, seed=0)
+    corpus = load_corpus(path, split="line", test_fraction=0.34, split_seed=0)
     assert sorted(corpus.train + corpus.test) == sorted(["KIRK: One.", "SPOCK: Two, three.", "MCCOY: Four."])
 
 
@@ -95,9 +95,9 @@ def assert_whole_episodes(episodes: list[list[str]], train: list[str], test: lis
 
 def test_episode_split_is_deterministic_and_keeps_episodes_whole():
     episodes = tagged_episodes()
-    train, test, split = split_corpus(episodes, "episode", 0.2, seed=5)
+    train, test, split = split_corpus(episodes, "episode", 0.2, split_seed=5)
     assert split == "episode"
-    assert split_corpus(episodes, "episode", 0.2, seed=5) == (train, test, split)
+    assert split_corpus(episodes, "episode", 0.2, split_seed=5) == (train, test, split)
     assert not {episode_of(u) for u in train} & {episode_of(u) for u in test}
     assert len(assert_whole_episodes(episodes, train, test)) == 4  # 20 episodes x 0.2
 
@@ -121,7 +121,7 @@ def test_auto_split_is_by_episode_when_there_are_markers(tiny_csv, tmp_path):
 def test_line_split_is_the_anchor_recipe():
     """DESIGN.md: random.Random(seed).shuffle of the utterance list, then 90/10."""
     episodes = tagged_episodes(10, 10)
-    train, test, _ = split_corpus(episodes, "line", 0.1, seed=0)
+    train, test, _ = split_corpus(episodes, "line", 0.1, split_seed=0)
     shuffled = [u for e in episodes for u in e]
     random.Random(0).shuffle(shuffled)
     assert train == shuffled[:90] and test == shuffled[90:]
@@ -129,11 +129,11 @@ def test_line_split_is_the_anchor_recipe():
 
 def test_real_file_episode_split(real_csv):
     episodes = read_episodes(real_csv)
-    train, test, _ = split_corpus(episodes, "episode", 0.1, seed=0)
+    train, test, _ = split_corpus(episodes, "episode", 0.1, split_seed=0)
     test_ids = assert_whole_episodes(episodes, train, test)
     assert len(test_ids) == 10
-    assert split_corpus(episodes, "episode", 0.1, seed=0)[1] == test
-    assert split_corpus(episodes, "episode", 0.1, seed=1)[1] != test
+    assert split_corpus(episodes, "episode", 0.1, split_seed=0)[1] == test
+    assert split_corpus(episodes, "episode", 0.1, split_seed=1)[1] != test
 
 
 # --- vocabulary ----------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_vocabulary_comes_from_train_and_unseen_test_chars_are_counted(tmp_path)
     text = "\nNEXTEPISODE\n".join("\n".join(f"KIRK: {chr(0x3B1 + e)}{chr(0x3B1 + e)} line {i}" for i in range(3)) for e in range(10))
     path = tmp_path / "greek.txt"
     path.write_text(text, encoding="utf-8")
-    corpus = load_corpus(path, split="episode", test_fraction=0.3, seed=0)
+    corpus = load_corpus(path, split="episode", test_fraction=0.3, split_seed=0)
     vocab = corpus.vocab
     assert vocab.chars[vocab.eol] == EOL and vocab.chars[vocab.unk] == UNK
     assert set("".join(corpus.train)) <= set(vocab.chars)

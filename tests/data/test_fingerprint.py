@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from charexp.data.corpus import Vocab, load_corpus, fingerprint_test_set
+from charexp.data.corpus import Vocab, fingerprint_test_set, load_corpus
+
 from conftest import synthetic_csv_text
 
 
@@ -32,7 +33,7 @@ def test_any_change_of_data_split_fraction_seed_or_vocabulary_changes_it(tiny_cs
         "data": fingerprint(other)["id"],
         "split": fingerprint(tiny_csv, split="line")["id"],
         "test_fraction": fingerprint(tiny_csv, test_fraction=0.2)["id"],
-        "seed": fingerprint(tiny_csv, seed=1)["id"],
+        "split_seed": fingerprint(tiny_csv, split_seed=1)["id"],
         "vocabulary": fingerprint(tiny_csv, vocab=wider)["id"],
     }
     assert base not in changed.values() and len(set(changed.values())) == len(changed), changed

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_tiny_csv
 from faults.helpers import FAULT_CONFIG, check_store
+
+from conftest import write_tiny_csv
 from foundation import isolate_env, only_run_id, run_main, write_config
 
 

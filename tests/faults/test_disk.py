@@ -14,8 +14,19 @@ import pytest
 
 from charexp.store.checkpoint import load_checkpoint, load_state
 from charexp.tracking.rundir import RunDir
-from faults.helpers import (RUN_ID, assert_one_clear_error, assert_same_final_weights, check_store, fault, leftovers, published,
-                            run_with_faults, snapshot, writes_are_blocked_by_permissions)
+from faults.helpers import (
+    RUN_ID,
+    assert_one_clear_error,
+    assert_same_final_weights,
+    check_store,
+    fault,
+    leftovers,
+    published,
+    run_with_faults,
+    snapshot,
+    writes_are_blocked_by_permissions,
+)
+
 from foundation import assert_same_tensors, read_tensors, run_main
 
 SAVE_FILE = "safetensors.torch:save_file"

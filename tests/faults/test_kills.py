@@ -16,8 +16,17 @@ import pytest
 
 from charexp.store.checkpoint import load_state
 from charexp.tracking.rundir import RunDir
-from faults.helpers import (RUN_ID, TOTAL_STEPS, assert_same_final_weights, check_store, fault, leftovers, published,
-                            run_with_faults)
+from faults.helpers import (
+    RUN_ID,
+    TOTAL_STEPS,
+    assert_same_final_weights,
+    check_store,
+    fault,
+    leftovers,
+    published,
+    run_with_faults,
+)
+
 from foundation import run_main
 
 

@@ -10,12 +10,22 @@ import pytest
 
 from charexp.store.checkpoint import load_state
 from charexp.tracking.rundir import RunDir
-from conftest import write_tiny_csv
-from faults.helpers import FAULT_CONFIG, RUN_ID, assert_same_final_weights, check_store, fault, leftovers, published, run_with_faults
-from foundation import isolate_env, only_run_id, run_main, write_config
+from faults.helpers import (
+    FAULT_CONFIG,
+    RUN_ID,
+    assert_same_final_weights,
+    check_store,
+    fault,
+    leftovers,
+    published,
+    run_with_faults,
+)
 
-# lr 0.2 without clipping climbs at epoch 3 on the tiny corpus: epoch 3 is rejected at step 60.
-REJECTING = {**FAULT_CONFIG, "lr": 0.2, "grad_clip": 0, "epochs": 4, "reject_worse": True}
+from conftest import write_tiny_csv
+from foundation import climbing_lr, isolate_env, only_run_id, run_main, write_config
+
+# without clipping, the tiny corpus climbs at epoch 3 at climbing_lr() (found per machine): epoch 3 is rejected at step 60.
+REJECTING = {**FAULT_CONFIG, "grad_clip": 0, "epochs": 4, "reject_worse": True}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +34,7 @@ def straight_rejecting(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("straight-rejecting")
     with pytest.MonkeyPatch.context() as mp:
         isolate_env(mp, root)
-        code, log = run_main(["--config", str(write_config(root / "r.yaml", write_tiny_csv(root), **REJECTING))])
+        code, log = run_main(["--config", str(write_config(root / "r.yaml", write_tiny_csv(root), **REJECTING, lr=climbing_lr()))])
         assert code == 0, log
     run = RunDir(root / "runs", only_run_id(root / "runs"))
     assert load_state(run.state_path)["rejections"]["rejected"] == [3]
@@ -63,7 +73,7 @@ def test_without_reject_worse_a_nan_still_stops_the_run(fault_config, tmp_path):
 ], ids=["mid-rejection", "rejection-state-write"])
 def test_a_kill_during_a_rejection_resumes_to_the_same_end(point, straight_rejecting, tmp_path):
     tiny = write_tiny_csv(tmp_path)
-    config = write_config(tmp_path / "r.yaml", tiny, **REJECTING)
+    config = write_config(tmp_path / "r.yaml", tiny, **REJECTING, lr=climbing_lr())
     if point["target"] == "os:replace":  # the 6th state.pt write is the rejection's (steps 10, 20, 30, 40, 50, then 60)
         point = {**point, "call": 6}
     out = run_with_faults(["--config", str(config)], tmp_path, [point], env={"WANDB_RUN_ID": RUN_ID})

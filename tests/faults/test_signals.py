@@ -11,7 +11,8 @@ import signal
 from charexp.store.checkpoint import load_state
 from charexp.tracking.rundir import RunDir
 from charexp.tracking.wandb_files import find_run_files, read_run
-from faults.helpers import (RUN_ID, assert_same_final_weights, check_store, fault, leftovers, published, run_with_faults)
+from faults.helpers import RUN_ID, assert_same_final_weights, check_store, fault, leftovers, published, run_with_faults
+
 from foundation import run_main
 
 STEP = "charexp.train.trainer:Trainer.train_step"

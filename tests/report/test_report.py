@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, TINY, write_tiny_csv
 from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from charexp.cli import app
 from charexp.errors import CharexpError
-from charexp.tracking.rundir import RunDir
 from charexp.summary_view import fmt
+from charexp.tracking.rundir import RunDir
+
+from conftest import REPO, TINY, write_tiny_csv
 
 FIGURES = ("train_loss.png", "test_loss.png", "accuracy.png")
 # matplotlib's default colours, which report.py draws each curve in
@@ -126,7 +127,7 @@ def test_run_killed_mid_way_still_reports(run_copy: RunDir, damage: str) -> None
     run_copy.history_path.write_text("\n".join(rows[:cut]) + "\n" + rows[cut][: len(rows[cut]) // 2], encoding="utf-8")
     if damage == "running":
         summary = run_copy.read_summary()
-        run_copy.summary_path.write_text(json.dumps({**summary, "state": "running", "best_test_loss": None, "versions": []}), encoding="utf-8")
+        run_copy.summary_path.write_text(json.dumps({**summary.to_dict(), "state": "running", "best_test_loss": None, "versions": []}), encoding="utf-8")
     else:
         run_copy.summary_path.unlink()
     shutil.rmtree(run_copy.path.parent.parent / "artifacts")
@@ -203,7 +204,7 @@ def test_bad_directories_are_one_clear_sentence(tmp_path: Path, run_copy: RunDir
 def test_runs_lists_local_runs(run_copy: RunDir, tmp_path: Path) -> None:
     killed = RunDir(run_copy.path.parent, "killed01")
     shutil.copytree(run_copy.path, killed.path)
-    killed.summary_path.write_text(json.dumps({**killed.read_summary(), "run_id": "killed01", "state": "running", "best_test_loss": None}), encoding="utf-8")
+    killed.summary_path.write_text(json.dumps({**killed.read_summary().to_dict(), "run_id": "killed01", "state": "running", "best_test_loss": None}), encoding="utf-8")
     result = CliRunner().invoke(app, ["runs"], env=WIDE)
     assert result.exit_code == 0, result.output
     best = run_copy.read_summary()["best_test_loss"]

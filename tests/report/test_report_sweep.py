@@ -4,20 +4,21 @@ one that a real tiny `charexp sweep` wrote."""
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
 import pytest
-from test_report import BLUE, GREEN, ORANGE, WIDE, assert_figure, train_runs
 from typer.testing import CliRunner
 
 from charexp.cli import app
 from charexp.report.plots import use_log_x
 from charexp.report.sweep import SweepRun, plot_param
 from charexp.summary_view import fmt
+from charexp.sweep.state import RunRecord
 from charexp.tracking.rundir import RunDir
+
 from conftest import REPO
+from test_report import BLUE, GREEN, ORANGE, WIDE, assert_figure, train_runs
 
 PARAMS = [{"lr": 0.01, "hidden": 32}, {"lr": 0.001, "hidden": 32}, {"lr": 0.03, "hidden": 48}]
 
@@ -136,7 +137,7 @@ def test_categorical_parameter_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     real_save = report_sweep.save
     monkeypatch.setattr(report_sweep, "save", lambda fig, path: drawn.append(fig) or real_save(fig, path))
     summaries = [{"test/loss": {"min": 1.9}}, {"test/loss": 2.1}, {"test/loss": {"min": 2.4}}, {}]
-    runs = [SweepRun({"run_id": f"r{i}", "params": {"split": split}, "state": state, "summary": summary}, None)
+    runs = [SweepRun(RunRecord(f"r{i}", {"split": split}, state=state, summary=summary), None)
             for i, (split, state, summary) in enumerate(zip(["line", "episode", "episode", "line"], ["finished", "finished", "preempted", "failed"], summaries))]
     path = plot_param("split", runs, tmp_path / "split.png")
     assert_figure(path, BLUE, (0xD6, 0x27, 0x28))  # finished in blue, stopped early in red

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from charexp.store.artifacts import BEST, ArtifactStore
 from charexp.errors import CharexpError
+from charexp.store.artifacts import BEST, ArtifactStore
 
 
 def write_marker(text: str):

@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from store.test_artifacts import write_marker
 
 from charexp.store.artifacts import ArtifactStore
-from charexp.store.best import BEST, Candidate, decide_best, best_alias
-from store.test_artifacts import write_marker
+from charexp.store.best import BEST, Candidate, best_alias, decide_best
 
 A = "a" * 64
 B = "b" * 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -10,11 +11,21 @@ import pytest
 import torch
 
 from charexp import __version__
-from charexp.store.checkpoint import META, WEIGHTS, load_checkpoint, load_state, save_state, write_checkpoint
 from charexp.config import Config
 from charexp.data.corpus import Vocab
 from charexp.errors import CharexpError
 from charexp.model import CharLSTM
+from charexp.store.checkpoint import (
+    META,
+    STATE_FORMAT,
+    WEIGHTS,
+    ResumeState,
+    load_checkpoint,
+    load_state,
+    save_state,
+    write_checkpoint,
+)
+
 from foundation import DEVICE, run_main
 
 VOCAB = Vocab.from_texts(["KIRK: Mister Spock.", "SPOCK: Captain."])
@@ -174,3 +185,20 @@ def test_truncated_or_foreign_resume_state_is_refused(tmp_path):
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(CharexpError, match="not a charexp resume state"):
         load_state(tmp_path / "other.pt")
+
+
+def test_the_resume_layout_round_trips_and_old_states_without_rejections_still_load(tmp_path):
+    state = ResumeState(run_id="abcd1234", config={"lr": 0.01}, vocab=["a", "b"], model={"w": torch.arange(3.0)},
+                        optimizer={"state": {}}, rng_cpu=torch.get_rng_state(), rng_cuda=[], position={"epoch": 1, "step": 7},
+                        best={"test/loss": 2.0, "epoch": 1, "step": 7}, versions=["v0 (latest)"], published_step=7,
+                        rejections={"count": 1})
+    save_state(tmp_path / "state.pt", state.to_dict())
+    raw = load_state(tmp_path / "state.pt")
+    assert raw["format"] == STATE_FORMAT and list(raw)[1:] == [f.name for f in dataclasses.fields(ResumeState)]
+    back = ResumeState.from_dict(raw)
+    assert torch.equal(back.model["w"], state.model["w"]) and back.position == state.position and back.rejections == {"count": 1}
+    del raw["rejections"]  # a state written before reject_worse existed
+    assert ResumeState.from_dict(raw).rejections is None
+    del raw["optimizer"]
+    with pytest.raises(CharexpError, match=r"is damaged \(it has no 'optimizer'\); start a new run"):
+        ResumeState.from_dict(raw, tmp_path / "state.pt")

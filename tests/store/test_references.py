@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from charexp.store.artifacts import BEST, ArtifactStore
 from charexp.errors import CharexpError
-from charexp.store.references import resolve_reference
+from charexp.store.artifacts import BEST, ArtifactStore
+from charexp.store.references import resolve_artifact
 
 
 def build_store(root: Path, name: str = "charlstm") -> ArtifactStore:
@@ -39,43 +39,43 @@ def store(tmp_path) -> ArtifactStore:
     ("charlstm:best-test-loss", 1), ("charlstm:v2", 2), ("charlstm:latest", 5), ("  latest  ", 5),
 ])
 def test_reference_forms_resolve(store, ref, expected):
-    path = resolve_reference(ref, "artifacts")
+    path = resolve_artifact(ref, "artifacts").path
     assert which(path) == expected
     assert Path(os.path.realpath(path)).is_relative_to(os.path.realpath("artifacts/charlstm"))
 
 
 def test_other_collection_by_name_and_by_default_name(tmp_path, store):
     build_store(tmp_path / "artifacts", "phase2")
-    assert which(resolve_reference("phase2:v3", "artifacts")) == 3
-    assert which(resolve_reference("v3", "artifacts", default_name="phase2")) == 3
-    assert resolve_reference("v3", "artifacts", default_name="phase2").parent.name == "phase2"
+    assert which(resolve_artifact("phase2:v3", "artifacts").path) == 3
+    assert which(resolve_artifact("v3", "artifacts", default_name="phase2").path) == 3
+    assert resolve_artifact("v3", "artifacts", default_name="phase2").path.parent.name == "phase2"
 
 
 def test_checkpoint_directory_path_resolves(tmp_path, store):
     direct = tmp_path / "some" / "checkpoint"
     direct.mkdir(parents=True)
-    assert resolve_reference(str(direct)) == direct
-    assert resolve_reference("artifacts/charlstm/v2") == Path("artifacts/charlstm/v2")
-    assert which(resolve_reference("./artifacts/charlstm/v2")) == 2
+    assert resolve_artifact(str(direct)).path == direct
+    assert resolve_artifact("artifacts/charlstm/v2").path == Path("artifacts/charlstm/v2")
+    assert which(resolve_artifact("./artifacts/charlstm/v2").path) == 2
 
 
 def test_unknown_alias_names_the_ones_that_exist(store):
     with pytest.raises(CharexpError) as err:
-        resolve_reference("epoch-9", "artifacts")
+        resolve_artifact("epoch-9", "artifacts").path
     message = str(err.value)
     assert "'epoch-9'" in message and "\n" not in message
     for name in (BEST, "latest", "epoch-1", "epoch-2", "epoch-3", "v0", "v5"):
         assert name in message
     with pytest.raises(CharexpError, match="v0"):
-        resolve_reference("charlstm:v17", "artifacts")
+        resolve_artifact("charlstm:v17", "artifacts").path
 
 
 def test_unknown_collection_and_empty_store_are_clear(tmp_path):
     with pytest.raises(CharexpError, match="train a model first"):
-        resolve_reference("best-test-loss", tmp_path / "nothing-here")
+        resolve_artifact("best-test-loss", tmp_path / "nothing-here").path
     (tmp_path / "artifacts" / "charlstm").mkdir(parents=True)
     with pytest.raises(CharexpError, match="empty"):
-        resolve_reference("latest", tmp_path / "artifacts")
+        resolve_artifact("latest", tmp_path / "artifacts").path
 
 
 # (reference, the part its refusal must quote): each is refused for its own reason, not by a lucky accident
@@ -100,7 +100,7 @@ def work(tmp_path, store) -> Path:
 @pytest.mark.parametrize("ref, quoted", REFUSED)
 def test_names_never_escape_the_store(work, ref, quoted):
     with pytest.raises(CharexpError) as err:
-        resolve_reference(ref, "artifacts")
+        resolve_artifact(ref, "artifacts").path
     message = str(err.value)
     assert quoted in message and "\n" not in message, message
 
@@ -109,7 +109,7 @@ def test_names_never_escape_the_store(work, ref, quoted):
 def test_a_directory_the_user_names_is_used_as_it_is(work, ref):
     """The path form is the only way out of the store, and it returns exactly the directory typed."""
     (work.parent / "x").mkdir()
-    assert resolve_reference(ref, "artifacts") == Path(ref)
+    assert resolve_artifact(ref, "artifacts").path == Path(ref)
 
 
 def test_a_tampered_index_cannot_point_outside_the_store(store, tmp_path):
@@ -120,12 +120,12 @@ def test_a_tampered_index_cannot_point_outside_the_store(store, tmp_path):
     index["versions"].append({"version": "../../secret", "test_loss": 0.1})
     store.index_path.write_text(json.dumps(index))
     with pytest.raises(CharexpError):
-        resolve_reference("evil", "artifacts")
+        resolve_artifact("evil", "artifacts").path
 
 
 def test_online_reference_without_an_api_key_is_a_clear_error(store):
     with pytest.raises(CharexpError) as err:
-        resolve_reference("someone/charexp/charlstm:best-test-loss", "artifacts")
+        resolve_artifact("someone/charexp/charlstm:best-test-loss", "artifacts").path
     message = str(err.value)
     assert "API key" in message and "wandb login" in message and "\n" not in message
 
@@ -148,10 +148,10 @@ def test_online_reference_parts_are_checked_before_any_network_call(store, monke
     for ref, part in [("someone/../charlstm:v0", "project '..'"), ("someone/charexp/charlstm:..", "alias '..'"),
                       (".../charexp/charlstm:v0", "entity '...'")]:
         with pytest.raises(CharexpError) as err:
-            resolve_reference(ref, "artifacts")
+            resolve_artifact(ref, "artifacts").path
         assert part in str(err.value) and "not allowed" in str(err.value), str(err.value)
     assert calls == []  # refused by the name check, not by a failed download
     # the control: a well-formed online reference does reach the API (and its failure is one sentence)
     with pytest.raises(CharexpError, match="could not fetch someone/charexp/charlstm:v0 from W&B"):
-        resolve_reference("someone/charexp/charlstm:v0", "artifacts")
+        resolve_artifact("someone/charexp/charlstm:v0", "artifacts").path
     assert calls == ["Api", "someone/charexp/charlstm:v0"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from charexp.store.artifacts import ArtifactStore
 from charexp.store.best import BEST, best_alias, fingerprint_id
+
 from conftest import PHRASES, SPEAKERS, synthetic_csv_text
 from foundation import python_script, run_main, write_config
 

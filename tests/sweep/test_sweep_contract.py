@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from charexp import cli
-from charexp.train.args import parse_train_args
 from charexp.sweep.launch import build_launch
 from charexp.tracking.wandb_files import find_run_files, read_run
+from charexp.train.args import parse_train_args
+
 from conftest import REPO, run_train_subprocess
 
 ALL_MACROS = ["${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}", "${args_no_equals}"]
@@ -53,9 +54,9 @@ def test_expansion_matches_the_wandb_agent_for_every_macro(monkeypatch, tmp_path
     assert launch.argv == expected
     for key in ("WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_DIR"):
         assert launch.env[key] == started["env"][key], key
-    # the one deliberate difference: no sweep id the W&B server would not know (wandb/wandb#8115), a run group instead
+    # the one deliberate difference: no sweep id the W&B server would not know (wandb/wandb#8115), tags instead
     assert started["env"]["WANDB_SWEEP_ID"] == "swp12345" and "WANDB_SWEEP_ID" not in launch.env
-    assert launch.env["WANDB_RUN_GROUP"] == "sweep-swp12345"
+    assert "sweep-swp12345" in launch.env["WANDB_TAGS"].split(",")
     assert {p.name: p.read_bytes() for p in agent_dir.iterdir()} == agent_files  # same files, same bytes
     assert sorted(agent_files) == ["config-run00001.json", "config-run00001.yaml"]
     assert (launch.param_path.parent, launch.json_path.parent) == (agent_dir, agent_dir)
@@ -73,7 +74,7 @@ def test_train_py_parses_every_macro_form(macro, tmp_path):
     launch = build_launch(command=["${env}", "${interpreter}", "${program}", "--config", "tiny.yaml", macro], program="train.py",
                           params=PARAMS, sweep_id="swp12345", run_id="run00001", project="p", entity=None, offline=True,
                           root=tmp_path, extra_env={})
-    config, resume, overrides = parse_train_args(launch.argv[3:])
+    config, resume, overrides, _ = parse_train_args(launch.argv[3:])
     assert (config, resume) == ("tiny.yaml", None)
     assert overrides == PARAMS
 

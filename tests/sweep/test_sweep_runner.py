@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from charexp.config import replicate_group
 from charexp.sweep.command import run_sweep
 from charexp.sweep.state import load_state
 from charexp.tracking.wandb_files import find_run_files, read_run
+
 from conftest import REPO
 
 FAKE_PROGRAM = '''
@@ -92,8 +94,10 @@ def test_grid_sweep_completes_and_its_table_matches_the_runs_own_summaries(tiny_
     for rec in state.runs:
         assert rec.state == "finished" and rec.exit_code == 0 and (sweep_dir / rec.log).is_file()
         _, (run,) = wandb_run(tmp_path, rec.run_id)
-        # the sweep is a run group and tags, not a sweep id that no W&B server knows (so that wandb sync works)
-        assert (run.sweep_id, run.group, run.project, run.exit_code) == (None, f"sweep-{state.sweep_id}", "grid-proj", 0)
+        # the sweep is tags, not a sweep id that no W&B server knows (so that wandb sync works); the run group is
+        # train.py's replicate group: these runs differ in lr and lr_decay, so each is a group of its own
+        config = yaml.safe_load((tmp_path / "runs" / rec.run_id / "config.yaml").read_text())
+        assert (run.sweep_id, run.group, run.project, run.exit_code) == (None, replicate_group(config), "grid-proj", 0)
         assert f"sweep-{state.sweep_id}" in run.tags and "charexp-sweep" in run.tags
         assert {k: run.config[k] for k in rec.params} == rec.params  # the swept values reached wandb.config
         own = run.summary["test/loss"]["min"]
@@ -203,7 +207,7 @@ def test_a_killed_runner_resumes_without_losing_or_repeating_a_run(tiny_config, 
         steps = steps or summary["step"]
         assert summary["state"] == "finished" and summary["step"] == steps  # every run trained to the end
         files, segments = wandb_run(tmp_path, rec.run_id)
-        assert segments[-1].exit_code == 0 and segments[-1].group == f"sweep-{state.sweep_id}"
+        assert segments[-1].exit_code == 0 and segments[-1].group.startswith("config-")
         assert summary["sweep_id"] == state.sweep_id  # the local id, read from the agent-style parameter file's folder
         if rec.run_id == victim.run_id:
             assert rec.launches == 2 and launches == 2

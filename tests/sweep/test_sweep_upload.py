@@ -1,4 +1,4 @@
-"""An offline `charexp sweep` stays uploadable: its runs carry the sweep as a run group and tags (no sweep id
+"""An offline `charexp sweep` stays uploadable: its runs carry the sweep as tags (no sweep id
 that a W&B server would refuse, wandb/wandb#8115), their swept values are in wandb.config, and
 `charexp sweep --upload SWEEP_DIR` hands exactly those run directories to `wandb sync`."""
 
@@ -15,6 +15,7 @@ from charexp.sweep.launch import build_launch
 from charexp.sweep.state import load_state
 from charexp.sweep.upload import plan_upload
 from charexp.tracking.wandb_files import find_run_files, read_run
+
 from foundation import leet_summary
 
 PROGRAM = '''
@@ -27,14 +28,15 @@ wandb.teardown()
 '''
 
 
-def test_launch_is_the_agents_but_with_a_group_and_tags_instead_of_a_sweep_id(tmp_path, monkeypatch):
+def test_launch_is_the_agents_but_with_tags_instead_of_a_sweep_id(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SWEEP_ID", "inherited")  # e.g. the runner itself started under an agent
     monkeypatch.setenv("WANDB_TAGS", "mine")
     launch = build_launch(command=["${env}", "${interpreter}", "${program}", "${args}"], program="train.py", params={"lr": 0.5},
                           sweep_id="swp12345", run_id="run00001", project="p", entity=None, offline=True, root=tmp_path, extra_env={})
     env = launch.env
     assert "WANDB_SWEEP_ID" not in env
-    assert env["WANDB_RUN_GROUP"] == "sweep-swp12345" and env["WANDB_TAGS"] == "mine,charexp-sweep,sweep-swp12345"
+    assert "WANDB_RUN_GROUP" not in env  # the program's own (train.py: the replicate group)
+    assert env["WANDB_TAGS"] == "mine,charexp-sweep,sweep-swp12345" and env["CHAREXP_SWEEP_ID"] == "swp12345"
     assert (env["WANDB_RUN_ID"], env["WANDB_PROJECT"], env["WANDB_MODE"]) == ("run00001", "p", "offline")
     assert Path(env["WANDB_SWEEP_PARAM_PATH"]) == tmp_path / "wandb" / "sweep-swp12345" / "config-run00001.yaml"
     assert launch.argv[-1] == "--lr=0.5"
@@ -60,7 +62,7 @@ def test_an_offline_sweeps_runs_carry_what_the_upload_needs_and_upload_syncs_exa
         (wandb_file,) = find_run_files(tmp_path / "wandb", rec.run_id)
         run = read_run(wandb_file)
         assert run.sweep_id is None  # nothing for the server to refuse
-        assert run.group == f"sweep-{state.sweep_id}" and {"charexp-sweep", f"sweep-{state.sweep_id}"} <= set(run.tags)
+        assert not run.group and {"charexp-sweep", f"sweep-{state.sweep_id}"} <= set(run.tags)  # a group is the program's to set
         assert (run.project, run.exit_code) == ("upload-proj", 0)
         assert {k: run.config[k] for k in ("lr", "width")} == {"lr": rec.params["lr"], "width": 7}  # the sweep's values won
         summary = leet_summary(wandb_file)  # and W&B's own reader agrees on the config
@@ -73,7 +75,7 @@ def test_an_offline_sweeps_runs_carry_what_the_upload_needs_and_upload_syncs_exa
 
     dry = charexp_cli("sweep", "--upload", str(sweep_dir), "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert f"group sweep-{state.sweep_id}" in dry.stdout and "Would sync 2 run(s)" in dry.stdout + dry.stderr
+    assert f"tagged charexp-sweep and sweep-{state.sweep_id}" in dry.stdout and "Would sync 2 run(s)" in dry.stdout + dry.stderr
 
     refused = charexp_cli("sweep", "--upload", str(sweep_dir), cwd=tmp_path)  # no API key here
     assert refused.returncode == 2 and "Traceback" not in refused.stderr

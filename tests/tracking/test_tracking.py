@@ -7,8 +7,12 @@ import json
 import pytest
 
 from charexp.config import KEYS
+from charexp.errors import CharexpError
 from charexp.tracking.tracker import choose_mode
 from charexp.tracking.wandb_files import find_run_files, read_run
+from charexp.wandb_env import server_answers
+
+from conftest import run_train_subprocess
 from foundation import REFERENCE_LR, leet_records, leet_summary, reference  # noqa: F401
 
 
@@ -99,19 +103,91 @@ def test_leet_inspect_agrees(reference, records, leet):
     assert summary["config"]["lr"] == REFERENCE_LR
 
 
-def test_mode_choice(monkeypatch, tmp_path):
+@pytest.fixture
+def wandb_server(monkeypatch):
+    """A local HTTP server standing in for W&B's, for the reachability check only (it answers every request 404)."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    yield server
+    server.shutdown()
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_mode_choice(monkeypatch, tmp_path, wandb_server):
     mode, note = choose_mode("auto")
     assert mode == "offline" and "offline" in note and "\n" not in note
-    for explicit in ("online", "offline", "disabled"):
+    for explicit in ("offline", "disabled"):
         assert choose_mode(explicit) == (explicit, None)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert choose_mode("auto")[0] == "disabled"
     monkeypatch.delenv("WANDB_MODE")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert choose_mode("auto") == ("online", None)
+    assert choose_mode("auto") == ("online", None)  # a key, and the server answers
+    assert choose_mode("online") == ("online", None)
     monkeypatch.delenv("WANDB_API_KEY")
     netrc = tmp_path / "netrc"
-    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "y" * 40 + "\n")
+    netrc.write_text(f"machine 127.0.0.1\n  login user\n  password {'y' * 40}\n")  # wandb login writes the server's host
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     assert choose_mode("auto")[0] == "online"
+
+
+def test_a_key_without_a_reachable_server_runs_offline_after_a_short_check(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    mode, note = choose_mode("auto")
+    assert mode == "offline" and "did not answer" in note and "wandb sync" in note and "\n" not in note
+    with pytest.raises(CharexpError, match=r"wandb_mode online, but the W&B server http://127\.0\.0\.1:\d+ did not answer"):
+        choose_mode("online")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(CharexpError, match="WANDB_MODE=online, but"):
+        choose_mode("auto")
+
+
+def test_explicit_online_without_a_key_is_one_sentence():
+    with pytest.raises(CharexpError, match="needs a W&B API key and none is configured; run 'wandb login'"):
+        choose_mode("online")
+
+
+def test_a_server_that_never_answers_is_not_reachable():
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers: the worst case short of a hung DNS lookup
+    try:
+        assert not server_answers(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1.0)  # silence is no answer
+    finally:
+        listener.close()
+
+
+def test_train_with_a_key_and_no_network_trains_offline_and_says_how_to_upload(tiny_config, tmp_path):
+    """A cluster node after `wandb login` on the login node: a key, no route to W&B."""
+    config = tiny_config(epochs=1, steps_per_epoch=2, sample_every=0, checkpoint_every=0)
+    env = {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{closed_port()}"}
+    proc = run_train_subprocess(["--config", str(config)], cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "did not answer within" in proc.stderr and "this run is offline" in proc.stderr
+    assert "wandb sync " in proc.stderr and list((tmp_path / "wandb").glob("offline-run-*"))
+    online = run_train_subprocess(["--config", str(config), "--wandb_mode=online"], cwd=tmp_path, env=env)
+    assert online.returncode == 2 and "Traceback" not in online.stderr
+    assert online.stderr.strip().splitlines()[-1].startswith("error: wandb_mode online, but the W&B server")

@@ -11,6 +11,7 @@ import yaml
 from charexp import cli
 from charexp.errors import CharexpError
 from charexp.wandb_env import check_wandb_env
+
 from conftest import REPO
 from foundation import python_script
 

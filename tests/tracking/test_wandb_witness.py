@@ -14,6 +14,7 @@ import pytest
 
 from charexp.sweep.state import select_summary
 from charexp.tracking.wandb_files import RunRecords, find_run_files, read_run
+
 from foundation import leet_records, leet_summary
 
 RUN_ID, SWEEP_ID, PROJECT = "witness1", "witswp01", "charexp-witness"

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from charexp.data.batching import EncodedSplit
 from charexp.data.corpus import load_corpus
-from charexp.train.evaluate import Evaluator, masked_loss_sum
-from charexp.model import CharLSTM
+from charexp.errors import CharexpError
+from charexp.model import CharLSTM, cpu_has_bf16_lstm
 from charexp.tracking.rundir import RunDir
+from charexp.train.evaluate import Evaluator, masked_loss_sum
 from charexp.train.trainer import make_autocast
+
 from foundation import DEVICE, run_main
 
+NO_BF16_LSTM = DEVICE == "cpu" and not cpu_has_bf16_lstm()
+needs_bf16_lstm = pytest.mark.skipif(NO_BF16_LSTM, reason="this CPU has no bf16 LSTM (oneDNN needs AVX-512); amp is refused here, see below")
 
+
+def test_amp_on_a_cpu_without_a_bf16_lstm_is_one_sentence(tiny_config):
+    if not NO_BF16_LSTM:
+        pytest.skip("this CPU runs a bf16 LSTM: amp works here (the tests below)")
+    with pytest.raises(CharexpError, match="amp: true needs a bf16 LSTM, which this CPU does not have"):
+        run_main(["--config", str(tiny_config(amp=True, wandb_mode="disabled"))])
+
+
+
+@needs_bf16_lstm
 def test_autocast_computes_in_bf16_and_the_loss_in_fp32():
     device = torch.device(DEVICE)
     model = CharLSTM(20, embed=8, hidden=16, layers=2).to(device)
@@ -28,6 +43,7 @@ def test_autocast_computes_in_bf16_and_the_loss_in_fp32():
     assert torch.allclose(logits.float(), full, atol=0.1)  # same function, lower precision
 
 
+@needs_bf16_lstm
 def test_eval_under_autocast_matches_fp32_within_bf16_noise(tiny_csv):
     device = torch.device(DEVICE)
     corpus = load_corpus(tiny_csv)
@@ -40,6 +56,7 @@ def test_eval_under_autocast_matches_fp32_within_bf16_noise(tiny_csv):
     assert abs(bf16["test/loss"] - fp32["test/loss"]) < 0.02 * fp32["test/loss"]
 
 
+@needs_bf16_lstm
 def test_a_run_with_amp_learns(tiny_config, tmp_path):
     code, _ = run_main(["--config", str(tiny_config(amp=True, epochs=2, wandb_mode="disabled"))])
     assert code == 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from charexp.train.args import build_parser, parse_train_args
 from charexp.config import KEYS, load_config
 from charexp.errors import CharexpError
+from charexp.train.args import build_parser, parse_train_args
 
 SWEEP_VALUES = {"lr": 0.0003, "hidden": 256, "amp": True, "dropout": 0.25, "sample_chars": "KS", "seed": 7,
                 "init_from": "charlstm:epoch-1", "wandb_mode": "offline", "lr_decay": 1e-05}
@@ -27,7 +27,7 @@ def agent_forms(tmp_path, values: dict) -> dict[str, list[str]]:
 def test_every_agent_argument_form_gives_the_same_overrides(tmp_path):
     forms = agent_forms(tmp_path, SWEEP_VALUES)
     for name, argv in forms.items():
-        config_path, resume, overrides = parse_train_args(["--config", "c.yaml", *argv])
+        config_path, resume, overrides, _ = parse_train_args(["--config", "c.yaml", *argv])
         assert (config_path, resume) == ("c.yaml", None), name
         assert overrides == SWEEP_VALUES, f"{name}: {argv} -> {overrides}"
         for key, value in overrides.items():
@@ -43,7 +43,7 @@ def test_false_booleans_mean_the_same_in_every_form(tmp_path):
 
 
 def test_forms_mixed_on_one_command_line():
-    _, resume, overrides = parse_train_args(["--resume", "abc123", "--lr", "0.1", "hidden=64", "--amp", "--seed=3", '{"dropout": 0.5}'])
+    _, resume, overrides, _ = parse_train_args(["--resume", "abc123", "--lr", "0.1", "hidden=64", "--amp", "--seed=3", '{"dropout": 0.5}'])
     assert resume == "abc123"
     assert overrides == {"lr": 0.1, "hidden": 64, "amp": True, "seed": 3, "dropout": 0.5}
 
@@ -76,3 +76,14 @@ def test_help_lists_every_config_key():
     for key in KEYS:
         assert f"--{key}" in text, key
     assert "--config" in text and "--resume" in text
+
+
+def test_check_validates_prints_and_starts_nothing(tiny_config, tmp_path):
+    from foundation import run_main
+
+    code, log = run_main(["--config", str(tiny_config(wandb_mode="offline")), "--check", "--lr=0.02"])
+    assert code == 0, log
+    assert "charexp config (resolved)" in log and "0.02" in log
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "wandb").exists()  # no run, no W&B record
+    with pytest.raises(CharexpError, match="config key 'lr'"):  # and it refuses what training would refuse
+        run_main(["--config", str(tiny_config()), "--check", "--lr=-1"])

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from charexp.data.batching import EncodedSplit
 from charexp.data.corpus import Vocab
-from charexp.train.evaluate import Evaluator
 from charexp.model import CharLSTM
+from charexp.train.evaluate import Evaluator
+
 from foundation import DEVICE
 
 TEST = ["KIRK: Spock!", "SPOCK: Fascinating, Captain.", "Hi", "MCCOY: He's dead, Jim." * 5, "UHURA: Aye."]

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from charexp.config import build_config
-from charexp.train.lr_schedule import RunClock, inert_schedule_keys, lr_at
 from charexp.tracking.wandb_files import find_run_files
+from charexp.train.lr_schedule import RunClock, inert_schedule_keys, lr_at
+
 from conftest import TINY
 from foundation import leet_records, only_run_id, run_main, write_config
 

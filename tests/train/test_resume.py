@@ -15,14 +15,25 @@ import pytest
 import torch
 import yaml
 
+from charexp.errors import CharexpError
 from charexp.store.artifacts import ArtifactStore
 from charexp.store.checkpoint import load_state, save_state
-from charexp.errors import CharexpError
 from charexp.tracking.rundir import RunDir
 from charexp.tracking.wandb_files import RunFile, find_run_files, read_run
+
 from conftest import REPO, synthetic_csv_text, write_tiny_csv
-from foundation import (SUBPROCESS_ENV, assert_same_tensors, isolate_env, leet_records, read_tensors, reference,  # noqa: F401
-                        run_main, wait_for, without_timing, write_config)
+from foundation import (  # noqa: F401
+    SUBPROCESS_ENV,
+    assert_same_tensors,
+    isolate_env,
+    leet_records,
+    read_tensors,
+    reference,
+    run_main,
+    wait_for,
+    without_timing,
+    write_config,
+)
 
 RUN_ID = "resume01"
 # 4 epochs x 20 batches. log_every 1 and checkpoint_every 7: a saved state is never at an epoch end, and
@@ -61,7 +72,7 @@ def wandb_steps(root: Path, segment: int) -> list[int]:
 
 def kill_after_a_state(proc: subprocess.Popen, state: Path, after_step: int, log: Path, also=lambda: True) -> int:
     """SIGKILL the run as soon as it has saved a state beyond `after_step` (and `also()` holds); return that state's step."""
-    step = wait_for(lambda: proc.poll() is not None or ((s := state_step(state)) is not None and s > after_step and also() and s), timeout=240)
+    wait_for(lambda: proc.poll() is not None or ((s := state_step(state)) is not None and s > after_step and also() and s), timeout=240)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(60)

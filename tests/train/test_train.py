@@ -7,12 +7,22 @@ import math
 
 import pytest
 
-from charexp.store.artifacts import BEST, ArtifactStore
 from charexp.config import KEYS
 from charexp.errors import CharexpError
+from charexp.store.artifacts import BEST, ArtifactStore
 from charexp.tracking.rundir import RunDir, list_runs
-from foundation import (REFERENCE_ARGS, REFERENCE_OVERRIDES, REFERENCE_STEPS, assert_same_tensors, read_tensors, reference,  # noqa: F401
-                        run_main, without_timing, write_config)
+
+from foundation import (  # noqa: F401
+    REFERENCE_ARGS,
+    REFERENCE_OVERRIDES,
+    REFERENCE_STEPS,
+    assert_same_tensors,
+    read_tensors,
+    reference,
+    run_main,
+    without_timing,
+    write_config,
+)
 
 
 def test_a_tiny_run_lowers_the_test_loss(reference):

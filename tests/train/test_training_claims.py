@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from charexp.store.artifacts import ArtifactStore
 from charexp.tracking.rundir import RunDir, list_runs
 from charexp.tracking.wandb_files import find_run_files, read_run
+
 from foundation import SUBPROCESS_ENV, python_script, read_tensors, run_main
 
 SHORT = {"epochs": 1, "steps_per_epoch": 6, "log_every": 1, "sample_every": 0, "checkpoint_every": 0, "wandb_mode": "disabled",

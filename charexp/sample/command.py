@@ -1,4 +1,5 @@
-"""`python sample.py KSKSKS`: one generated line per starting character, from a checkpoint or artifact.
+"""`python sample.py KSKSKS` (and `charexp sample`): one generated line per starting character, from a checkpoint
+or artifact.
 
 Kept light on start-up: no wandb import unless an online artifact reference needs it.
 """
@@ -10,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from charexp.errors import CharexpError, fail
+from charexp.errors import CharexpError, run_cli, run_typer_app
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -51,10 +52,10 @@ def sample(
 
     import torch
 
-    from charexp.store.checkpoint import load_checkpoint
     from charexp.model import resolve_device
+    from charexp.sample.generate import generate
+    from charexp.store.checkpoint import load_checkpoint
     from charexp.store.references import resolve_artifact
-    from charexp.sampling import generate
 
     note = None
     if checkpoint:
@@ -84,7 +85,4 @@ def sample(
 
 
 def cli() -> None:
-    try:
-        app()  # typer reports usage errors itself (exit 2)
-    except CharexpError as err:
-        fail(str(err), err.exit_code)
+    run_cli(lambda: run_typer_app(app, prog_name="sample.py"))
