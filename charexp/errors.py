@@ -39,11 +39,17 @@ def run_cli(main: Callable[[], int | None]) -> NoReturn:
     input), Ctrl-C is exit 130, and otherwise the exit code is what `main` returns."""
     try:
         code = main()
+        sys.stdout.flush()  # inside the try: a reader that left shows up here, not at interpreter exit
     except CharexpError as err:
         fail(str(err), err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130)
+    except BrokenPipeError:  # `charexp --help | head`: the reader left; no traceback (Python's documented recipe)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141)  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
     raise SystemExit(code or 0)
 
 

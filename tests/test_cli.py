@@ -47,3 +47,17 @@ def test_charexp_sample_has_exactly_sample_py_flags(monkeypatch, capsys):
     assert flags(group.commands["sample"]) == flags(typer.main.get_command(sample_app))
     code, out, _ = charexp(monkeypatch, capsys, "sample", "--help")
     assert code == 0 and "--artifact" in out and "--prime" in out and "--top-k" in out
+
+
+def test_output_into_a_pipe_that_closes_early_is_no_traceback(tmp_path):
+    """`charexp --help | head -2`: the reader leaves before the help is written."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "charexp.cli", "--help"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**__import__("os").environ, "COLUMNS": "400"})
+    proc.stdout.close()  # closed before anything is read
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert proc.returncode != 0  # nothing was written: not a success, but no crash either
