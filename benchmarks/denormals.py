@@ -55,10 +55,12 @@ def saturated_checkpoint(tmp: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="a checkpoint directory to time (default: train one at lr 3e-2 first)")
-    parser.add_argument("--batch", type=int, default=20, help="utterances per batch (about what batch_tokens 1536 gives)")
+    parser.add_argument("--batch", type=int, default=20,
+                        help="utterances per batch (about what batch_tokens 1536 gives)")
     parser.add_argument("--length", type=int, default=75, help="characters per utterance")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (a sweep worker's share of a 2-core CPU is 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (a sweep worker's share of a 2-core CPU is 1)")
     args = parser.parse_args()
     if not torch.set_flush_denormal(True):
         raise SystemExit("this CPU cannot flush denormals (it is not x86 with SSE3): nothing to compare")
@@ -78,8 +80,9 @@ def main() -> None:
     torch.set_flush_denormal(True)
     a, b = statistics.median(flushed), statistics.median(kept)
     chars = args.batch * (args.length - 1)
-    print(f"forward + backward of {args.checkpoint or 'a 2x200 model after one epoch at lr 3e-2'}, batch {args.batch} x "
-          f"{args.length}, {args.threads} thread(s), medians of {args.repeats}")
+    model = args.checkpoint or "a 2x200 model after one epoch at lr 3e-2"
+    print(f"forward + backward of {model}, batch {args.batch} x {args.length}, {args.threads} thread(s), "
+          f"medians of {args.repeats}")
     print(f"(a) flush denormals (charexp):      {a * 1000:7.1f} ms/step  {chars / a:9,.0f} chars/s")
     print(f"(b) keep denormals (torch default): {b * 1000:7.1f} ms/step  {chars / b:9,.0f} chars/s")
     print(f"(b)/(a) = {b / a:.2f}")

@@ -9,7 +9,8 @@ With --seeds N the budget is run N times, with training seeds 0..N-1 (initialisa
 sampling) on the one test set (split_seed 0), and the result is the mean ± standard deviation over
 seeds: the run-to-run noise that any comparison between two settings has to beat.
 
-    python benchmarks/quality.py [--minutes 10] [--seeds 3] [--config configs/startrek.yaml] [--device cpu] [KEY=VALUE ...]
+    python benchmarks/quality.py [--minutes 10] [--seeds 3] [--config configs/startrek.yaml] [--device cpu]
+                                 [KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ sys.path.insert(0, str(ROOT))
 from charexp.tracking.rundir import list_runs  # noqa: E402
 from charexp.train.main import main as train_main  # noqa: E402
 
-ANCHORS_BPC = {"tuned bucketed loop": 1.705, "homework batch-1 loop": 1.779, "pytorch/examples word_language_model": 1.791}
+ANCHORS_BPC = {"tuned bucketed loop": 1.705, "homework batch-1 loop": 1.779,
+               "pytorch/examples word_language_model": 1.791}
 
 
 def run_budget(config: str, minutes: float, device: str, seed: int, overrides: list[str]) -> dict:
     """One training run of `minutes` on the anchors' test set; its summary figures."""
     with tempfile.TemporaryDirectory() as tmp:
-        argv = ["--config", config, "--split=line", "--test_fraction=0.1", "--split_seed=0", f"--seed={seed}", f"--device={device}",
-                f"--max_minutes={minutes}", "--epochs=1000", "--sample_every=0", "--wandb_mode=disabled",
+        argv = ["--config", config, "--split=line", "--test_fraction=0.1", "--split_seed=0", f"--seed={seed}",
+                f"--device={device}", f"--max_minutes={minutes}", "--epochs=1000", "--sample_every=0",
+                "--wandb_mode=disabled",
                 f"--runs_dir={tmp}/runs", f"--artifacts_dir={tmp}/artifacts", *overrides]
         code = train_main(argv)
         if code != 0:
@@ -46,7 +49,8 @@ def run_budget(config: str, minutes: float, device: str, seed: int, overrides: l
     last = summary["last_eval"]
     return {"seed": seed, "test_loss": last["test/loss"], "test_bpc": last["test/loss"] / math.log(2),
             "acc_argmax": last["test/acc_argmax"], "best_bpc": summary["best_test_loss"] / math.log(2),
-            "steps": summary["step"], "chars": summary["chars"], "full_epochs": summary["epoch"], "device": summary["device"],
+            "steps": summary["step"], "chars": summary["chars"], "full_epochs": summary["epoch"],
+            "device": summary["device"],
             "per_epoch_test_bpc": [round(r["test/bpc"], 4) for r in evals]}
 
 
@@ -60,8 +64,10 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget per run")
-    parser.add_argument("--seeds", type=int, default=1, help="runs with training seeds 0..N-1 on the same test set (split_seed 0)")
-    parser.add_argument("--first-seed", type=int, default=0, help="start the seeds here (e.g. to add seeds 3..5 to an earlier 0..2)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="runs with training seeds 0..N-1 on the same test set (split_seed 0)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here (e.g. to add seeds 3..5 to an earlier 0..2)")
     parser.add_argument("--config", default=str(ROOT / "configs" / "startrek.yaml"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also append one JSON line per run to this file")
@@ -80,8 +86,9 @@ def main() -> None:
         if args.json:
             with open(args.json, "a", encoding="utf-8") as f:
                 f.write(json.dumps(result) + "\n")
-        print(f"seed {seed}: budget {args.minutes:g} min on {result['device']}: {result['steps']} steps, {result['chars']:,} chars, "
-              f"{result['full_epochs']} full epochs + part; test/loss {result['test_loss']:.4f} nats/char = {result['test_bpc']:.4f} bpc; "
+        print(f"seed {seed}: budget {args.minutes:g} min on {result['device']}: {result['steps']} steps, "
+              f"{result['chars']:,} chars, {result['full_epochs']} full epochs + part; "
+              f"test/loss {result['test_loss']:.4f} nats/char = {result['test_bpc']:.4f} bpc; "
               f"test/acc_argmax {result['acc_argmax']:.4f}", flush=True)
     bpc = [r["test_bpc"] for r in results]
     print(f"test bpc over {len(results)} seed(s): {spread(bpc)} (seeds {', '.join(str(r['seed']) for r in results)}; "

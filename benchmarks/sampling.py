@@ -26,7 +26,8 @@ from charexp.data.corpus import Vocab  # noqa: E402
 from charexp.model import CharLSTM, configure_cuda, resolve_device  # noqa: E402
 from charexp.sample.generate import generate  # noqa: E402
 
-TEXT = "KIRK: Mister Spock, report. SPOCK: Fascinating, Captain. McCOY: He's dead, Jim! UHURA: Hailing frequencies open."
+TEXT = ("KIRK: Mister Spock, report. SPOCK: Fascinating, Captain. McCOY: He's dead, Jim! "
+        "UHURA: Hailing frequencies open.")
 
 
 def sequence_path(model: CharLSTM):
@@ -39,7 +40,8 @@ def sequence_path(model: CharLSTM):
     return step
 
 
-def timed(model: CharLSTM, vocab: Vocab, primes: list[str], max_len: int, seed: int, device: torch.device) -> tuple[float, list[str]]:
+def timed(model: CharLSTM, vocab: Vocab, primes: list[str], max_len: int, seed: int,
+          device: torch.device) -> tuple[float, list[str]]:
     generator = torch.Generator(device=device).manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -54,7 +56,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "startrek.yaml"),
                         help="model shape and sample_max_len come from this config (default: configs/startrek.yaml)")
     parser.add_argument("--primes", default="KSKSKS", help="one line per character, as in sample.py (default: KSKSKS)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed calls per implementation, after one warm-up each")
+    parser.add_argument("--repeats", type=int, default=15,
+                        help="timed calls per implementation, after one warm-up each")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
@@ -83,10 +86,11 @@ def main() -> None:
     chars = len(primes) * cfg.sample_max_len
     a, b = (statistics.median(times[k]) for k in "ab")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, {len(primes)} lines x {cfg.sample_max_len} chars per call, "
-          f"{args.repeats} calls each; torch {torch.__version__}")
-    print(f"(a) CharLSTM.step (LSTMCell)   {a * 1000:8.1f} ms/call  {a / cfg.sample_max_len * 1e6:7.1f} us/char step  {chars / a:>9,.0f} chars/s")
-    print(f"(b) nn.LSTM sequence path      {b * 1000:8.1f} ms/call  {b / cfg.sample_max_len * 1e6:7.1f} us/char step  {chars / b:>9,.0f} chars/s")
+    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, {len(primes)} lines x {cfg.sample_max_len} chars "
+          f"per call, {args.repeats} calls each; torch {torch.__version__}")
+    for label, t in (("(a) CharLSTM.step (LSTMCell)", a), ("(b) nn.LSTM sequence path", b)):
+        print(f"{label:<30} {t * 1000:8.1f} ms/call  {t / cfg.sample_max_len * 1e6:7.1f} us/char step  "
+              f"{chars / t:>9,.0f} chars/s")
     print(f"ratio (a)/(b) speed = {b / a:.2f}; same lines from the same seeds: {'yes' if same else 'NO'}")
 
 

@@ -35,7 +35,8 @@ def make_checkpoint(tmp: Path) -> Path:
 
     cfg = build_config({})
     vocab = Vocab.from_texts(["KIRK: Mister Spock, report. SPOCK: Fascinating, Captain."])
-    return write_checkpoint(tmp / "ckpt", CharLSTM.from_config(cfg, len(vocab)), cfg, vocab, {"run_id": "bench", "epoch": 0, "step": 0})
+    return write_checkpoint(tmp / "ckpt", CharLSTM.from_config(cfg, len(vocab)), cfg, vocab,
+                            {"run_id": "bench", "epoch": 0, "step": 0})
 
 
 def main() -> None:
@@ -47,7 +48,8 @@ def main() -> None:
         ckpt = Path(args.checkpoint) if args.checkpoint else make_checkpoint(Path(tmp))
         commands = {
             "python -c 'import torch'": [sys.executable, "-c", "import torch"],
-            "sample.py KSKSKS --checkpoint DIR": [sys.executable, str(ROOT / "sample.py"), "KSKSKS", "--checkpoint", str(ckpt), "--seed", "0"],
+            "sample.py KSKSKS --checkpoint DIR": [sys.executable, str(ROOT / "sample.py"), "KSKSKS", "--checkpoint",
+                                                  str(ckpt), "--seed", "0"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         for name, cmd in commands.items():  # warm the page cache
@@ -58,7 +60,8 @@ def main() -> None:
     torch_s, sample_s = (statistics.median(t) for t in times.values())
     for name, t in times.items():
         print(f"{name:<36} median {statistics.median(t):.3f} s   (runs: {', '.join(f'{x:.2f}' for x in t)})")
-    print(f"sample.py beyond importing torch: {sample_s - torch_s:+.3f} s; ratio sample/torch-import = {sample_s / torch_s:.2f}")
+    print(f"sample.py beyond importing torch: {sample_s - torch_s:+.3f} s; "
+          f"ratio sample/torch-import = {sample_s / torch_s:.2f}")
 
 
 if __name__ == "__main__":

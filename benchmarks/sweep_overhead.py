@@ -30,7 +30,8 @@ from conftest import TINY, synthetic_csv_text  # noqa: E402  (the tests' tiny co
 
 
 def run_summaries(runs_dir: Path) -> list[dict]:
-    return [json.loads((p / "summary.json").read_text()) for p in sorted(runs_dir.iterdir()) if (p / "summary.json").exists()]
+    return [json.loads((p / "summary.json").read_text()) for p in sorted(runs_dir.iterdir())
+            if (p / "summary.json").exists()]
 
 
 def main() -> None:
@@ -43,7 +44,8 @@ def main() -> None:
         (tmp / "tiny.csv").write_text(synthetic_csv_text(), encoding="utf-8")
         config = {**TINY, "data": str(tmp / "tiny.csv"), "device": "cpu", "sample_every": 0}
         (tmp / "tiny.yaml").write_text(yaml.safe_dump(config))
-        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp), "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp), "WANDB_SILENT": "true",
+               "OMP_NUM_THREADS": "1"}
         env.pop("WANDB_API_KEY", None)
 
         reference = tmp / "reference"
@@ -56,8 +58,8 @@ def main() -> None:
 
         swept = tmp / "sweep"
         swept.mkdir()
-        sweep = {"program": str(ROOT / "train.py"), "method": "grid", "metric": {"name": "test/loss", "goal": "minimize"},
-                 "parameters": {"lr": {"values": lrs}},
+        sweep = {"program": str(ROOT / "train.py"), "method": "grid",
+                 "metric": {"name": "test/loss", "goal": "minimize"}, "parameters": {"lr": {"values": lrs}},
                  "command": ["${env}", "${interpreter}", "${program}", "--config", str(tmp / "tiny.yaml"), "${args}"]}
         (swept / "grid.yaml").write_text(yaml.safe_dump(sweep))
         start = time.perf_counter()
@@ -70,7 +72,8 @@ def main() -> None:
         from datetime import datetime
 
         runs = json.loads(state_file.read_text())["runs"]
-        process = [(datetime.fromisoformat(r["ended"]) - datetime.fromisoformat(r["started"])).total_seconds() for r in runs]
+        process = [(datetime.fromisoformat(r["ended"]) - datetime.fromisoformat(r["started"])).total_seconds()
+                   for r in runs]
     n = len(lrs)
     print(f"{n} tiny runs, 1 worker, CPU")
     print(f"  training seconds per run (its own loop)       median {statistics.median(training):6.2f} s")

@@ -12,7 +12,8 @@ them alike; the figures are medians over windows after a warm-up, and the ratios
 train on the same mix of widths. A last line splits (a)'s time into the step loop and each kind
 of pause (eval, samples, checkpoint version, resume state, epoch plan), timed between device syncs.
 
-    python benchmarks/throughput.py [--device cpu|cuda] [--config configs/startrek.yaml] [--batch-size N] [--batch-tokens N]
+    python benchmarks/throughput.py [--device cpu|cuda] [--config configs/startrek.yaml] [--batch-size N]
+                                    [--batch-tokens N]
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from charexp.tracking.rundir import RunDir  # noqa: E402
 from charexp.tracking.tracker import Tracker  # noqa: E402
 from charexp.train.progress import TrainProgress  # noqa: E402
 from charexp.train.signals import StopRequest  # noqa: E402
-from charexp.train.trainer import Trainer, make_autocast  # noqa: E402
+from charexp.train.step import make_autocast  # noqa: E402
+from charexp.train.trainer import Trainer  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -70,7 +72,8 @@ PAUSES = ("run_eval", "run_samples", "publish", "save_state", "plan")
 
 
 def time_pauses(trainer: Trainer, device: torch.device, spent: dict[str, list[float]]) -> None:
-    """Wrap the trainer's pause methods so that each call's wall time (after the queued steps finish) adds to `spent`."""
+    """Wrap the trainer's pause methods so that each call's wall time (after the queued steps finish) adds to
+    `spent`."""
     for name in PAUSES:
         method = getattr(trainer, name)
 
@@ -85,7 +88,8 @@ def time_pauses(trainer: Trainer, device: torch.device, spent: dict[str, list[fl
         setattr(trainer, name, timed)
 
 
-def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fraction: float, between) -> tuple[list[float], list[dict]]:
+def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fraction: float,
+                    between) -> tuple[list[float], list[dict]]:
     """Run the real Trainer; call `between()` (the other implementations' windows) at every window boundary.
     Returns chars/s per window and, per window, the seconds and calls of each pause kind plus the window's length."""
     rates: list[float] = []
@@ -98,7 +102,8 @@ def charexp_windows(cfg, corpus, device, window: int, windows: int, eval_fractio
     corpus = type(corpus)(corpus.train, test, corpus.vocab, corpus.split, corpus.episodes, corpus.source, 0)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = cfg.updated({"runs_dir": f"{tmp}/runs", "artifacts_dir": f"{tmp}/artifacts", "epochs": 1000,
-                           "eval_every": window if short else 0, "sample_every": 0, "checkpoint_every": 0, "wandb_mode": "offline"})
+                           "eval_every": window if short else 0, "sample_every": 0, "checkpoint_every": 0,
+                           "wandb_mode": "offline"})
         os.environ["WANDB_DIR"] = tmp
         run_dir = RunDir(cfg.runs_dir, "bench")
         run_dir.create()
@@ -137,18 +142,21 @@ def describe_breakdown(breakdown: list[dict]) -> str:
         calls = sum(w[name][1] for w in breakdown)
         if calls:
             per_call = sum(w[name][0] for w in breakdown) / calls
-            parts.append(f"{name} {seconds / total:.1%} ({per_call * 1000:.1f} ms/call, {calls / len(breakdown):.1f}/window)")
+            parts.append(f"{name} {seconds / total:.1%} ({per_call * 1000:.1f} ms/call, "
+                         f"{calls / len(breakdown):.1f}/window)")
     loop = statistics.median(w["chars"] / (w["window"] - sum(w[n][0] for n in PAUSES)) for w in breakdown)
     return f"(a) time: pauses {', '.join(parts) or 'none'}; step loop alone {loop:,.0f} chars/s"
 
 
 class BareLoop:
-    """Same model, same batch shapes, random ids: forward (under the same autocast), loss, backward, clip, Adam. Nothing else."""
+    """Same model, same batch shapes, random ids: forward (under the same autocast), loss, backward, clip, Adam.
+    Nothing else."""
 
     def __init__(self, cfg, vocab_size: int, shapes: list[tuple[int, int]], device: torch.device):
         self.model = CharLSTM.from_config(cfg, vocab_size).to(device)
         fused = device.type == "cuda"
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None, foreach=None if fused else True)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None,
+                                    foreach=None if fused else True)
         self.shapes, self.device, self.vocab_size, self.clip, self.i = shapes, device, vocab_size, cfg.grad_clip, 0
         self.autocast = make_autocast(device, cfg.amp)
         self.batches = [torch.randint(vocab_size, (b, t + 1), device=device) for b, t in shapes]
@@ -178,7 +186,8 @@ class HomeworkLoop:
         self.model = CharLSTM.from_config(cfg, len(corpus.vocab)).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         split = EncodedSplit(corpus.train, corpus.vocab, device)
-        self.utterances = [split.flat[o : o + n] for o, n in zip(split.offsets_dev.tolist()[:5000], split.lengths.tolist()[:5000])]
+        starts, lengths = split.offsets_dev.tolist()[:5000], split.lengths.tolist()[:5000]
+        self.utterances = [split.flat[o : o + n] for o, n in zip(starts, lengths)]
         self.device, self.i = device, 0
 
     def window(self, seconds: float) -> float:
@@ -205,7 +214,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="override the config's batch_size")
     parser.add_argument("--batch-tokens", type=int, help="override the config's batch_tokens (0 = no cap)")
     parser.add_argument("--window", type=int, default=0, help="steps per window (default: 60 on CPU, 400 on CUDA)")
-    parser.add_argument("--windows", type=int, default=5, help="measured windows per implementation (after one warm-up)")
+    parser.add_argument("--windows", type=int, default=5,
+                        help="measured windows per implementation (after one warm-up)")
     parser.add_argument("--data", default="startrek", help="corpus (default: the cached Star Trek CSV)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for (a) and (b)")
     args = parser.parse_args()
@@ -242,9 +252,13 @@ def main() -> None:
     charexp_rates, breakdown = charexp_windows(cfg, corpus, device, window, args.windows, eval_fraction, between)
     a, b, c = (statistics.median(r) for r in (charexp_rates, bare_rates, homework_rates))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size} (tokens cap {cfg.batch_tokens or 'none'}), {steps_per_epoch} steps/epoch, window {window} steps x {len(charexp_rates)}, "
-          + (f"eval share {eval_fraction:.1%} of the test split per window" if eval_fraction < 1
-             else f"{eval_fraction:.1f} epoch ends (eval, samples, version) per window") + f"; torch {torch.__version__}")
+    if eval_fraction < 1:
+        pauses = f"eval share {eval_fraction:.1%} of the test split per window"
+    else:
+        pauses = f"{eval_fraction:.1f} epoch ends (eval, samples, version) per window"
+    print(f"device: {name}; model {cfg.layers}x{cfg.hidden}, batch {cfg.batch_size} "
+          f"(tokens cap {cfg.batch_tokens or 'none'}), {steps_per_epoch} steps/epoch, "
+          f"window {window} steps x {len(charexp_rates)}, {pauses}; torch {torch.__version__}")
     print(f"(a) charexp Trainer   {a:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in charexp_rates)})")
     print(f"(b) bare loop ceiling {b:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in bare_rates)})")
     print(f"(c) homework batch-1  {c:>12,.0f} chars/s   (windows: {', '.join(f'{r:,.0f}' for r in homework_rates)})")

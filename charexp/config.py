@@ -13,19 +13,22 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from charexp.errors import CharexpError
+from charexp.untrusted import BadYaml, load_yaml, short_repr
 
 
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
 
     # data
-    data: str = Field("startrek", description="corpus: 'startrek' (downloaded and cached) or a path to a .csv or UTF-8 .txt file")
-    split: Literal["auto", "episode", "line"] = Field("auto", description="test split by whole episodes or by utterance; auto = episode when the file has NEXTEPISODE markers")
-    test_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of episodes (or utterances) held out for test/loss")
+    data: str = Field("startrek", description=(
+        "corpus: 'startrek' (downloaded and cached) or a path to a .csv or UTF-8 .txt file"))
+    split: Literal["auto", "episode", "line"] = Field("auto", description=(
+        "test split by whole episodes or by utterance; auto = episode when the file has NEXTEPISODE markers"))
+    test_fraction: float = Field(0.1, gt=0, lt=1, description=(
+        "fraction of episodes (or utterances) held out for test/loss"))
     # model
     layers: int = Field(2, ge=1, le=16, description="LSTM layers")
     hidden: int = Field(200, ge=1, le=8192, description="LSTM hidden units per layer")
@@ -33,48 +36,74 @@ class Config(BaseModel):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout between LSTM layers and before the head")
     # optimisation
     batch_size: int = Field(64, ge=1, le=65536, description="utterances per batch, at most (grouped by similar length)")
-    batch_tokens: int = Field(0, ge=0, description="also cap a batch at this many padded characters (0 = no cap): long utterances then share a batch with fewer others, short ones fill it up to batch_size")
-    max_len: int = Field(256, ge=2, description="training sequences are truncated to this many characters (eval is never truncated)")
+    batch_tokens: int = Field(0, ge=0, description=(
+        "also cap a batch at this many padded characters (0 = no cap): long utterances then share a batch with fewer "
+        "others, short ones fill it up to batch_size"))
+    max_len: int = Field(256, ge=2, description=(
+        "training sequences are truncated to this many characters (eval is never truncated)"))
     epochs: int = Field(10, ge=1, description="passes over the training split")
-    steps_per_epoch: int = Field(0, ge=0, description="cap iterations per epoch (0 = a full pass); for short sweeps and smoke runs")
-    max_minutes: float = Field(0.0, ge=0, description="stop after this much training wall time (0 = no limit), then evaluate and save")
+    steps_per_epoch: int = Field(0, ge=0, description=(
+        "cap iterations per epoch (0 = a full pass); for short sweeps and smoke runs"))
+    max_minutes: float = Field(0.0, ge=0, description=(
+        "stop after this much training wall time (0 = no limit), then evaluate and save"))
     lr: float = Field(2e-3, gt=0, le=10, description="Adam learning rate")
-    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate multiplier applied at the end of every epoch (lr_schedule: exponential)")
-    lr_schedule: Literal["exponential", "cosine", "constant"] = Field("exponential", description="exponential = lr x lr_decay^epoch; cosine = per step from lr down to min_lr at the run's last step (or its max_minutes); constant = lr")
+    lr_decay: float = Field(1.0, gt=0, le=1, description=(
+        "learning-rate multiplier applied at the end of every epoch (lr_schedule: exponential)"))
+    lr_schedule: Literal["exponential", "cosine", "constant"] = Field("exponential", description=(
+        "exponential = lr x lr_decay^epoch; cosine = per step from lr down to min_lr at the run's last step (or its "
+        "max_minutes); constant = lr"))
     min_lr: float = Field(0.0, ge=0, description="the rate cosine ends on, at the run's last step")
-    warmup_steps: int = Field(0, ge=0, description="raise the rate linearly from lr/warmup_steps to the schedule's over the first N iterations (0 = none)")
-    reject_worse: bool = Field(False, description="reject an epoch whose end-of-epoch test/loss is worse than the best so far (or that turns the loss or weights non-finite): go back to the best weights, restart the optimizer, multiply the rate by reject_factor")
+    warmup_steps: int = Field(0, ge=0, description=(
+        "raise the rate linearly from lr/warmup_steps to the schedule's over the first N iterations (0 = none)"))
+    reject_worse: bool = Field(False, description=(
+        "reject an epoch whose end-of-epoch test/loss is worse than the best so far (or that turns the loss or "
+        "weights non-finite): go back to the best weights, restart the optimizer, multiply the rate by reject_factor"))
     reject_factor: float = Field(0.1, gt=0, lt=1, description="rate multiplier at each rejection (reject_worse)")
-    max_rejections: int = Field(3, ge=1, description="after this many rejections the run ends as finished, keeping its best version (reject_worse)")
+    max_rejections: int = Field(3, ge=1, description=(
+        "after this many rejections the run ends as finished, keeping its best version (reject_worse)"))
     grad_clip: float = Field(1.0, ge=0, description="clip the gradient norm to this value (0 = off)")
     # schedules (iterations)
     log_every: int = Field(50, ge=1, description="log train/loss and perf/chars_per_sec every N iterations")
-    eval_every: int = Field(0, ge=0, description="evaluate on the whole test split every N iterations (0 = epoch ends only)")
-    sample_every: int = Field(3000, ge=0, description="sample one line per sample_chars character every N iterations (0 = epoch ends only)")
+    eval_every: int = Field(0, ge=0, description=(
+        "evaluate on the whole test split every N iterations (0 = epoch ends only)"))
+    sample_every: int = Field(3000, ge=0, description=(
+        "sample one line per sample_chars character every N iterations (0 = epoch ends only)"))
     checkpoint_every: int = Field(500, ge=0, description="save a resume state every N iterations (0 = epoch ends only)")
     # sampling during training
-    sample_chars: str = Field("KSKSKS", min_length=1, description="starting characters of the lines sampled during training")
-    sample_temperature: float = Field(1.0, gt=0, description="softmax temperature of the lines sampled during training (test/acc_sampled always samples at 1.0)")
+    sample_chars: str = Field("KSKSKS", min_length=1, description=(
+        "starting characters of the lines sampled during training"))
+    sample_temperature: float = Field(1.0, gt=0, description=(
+        "softmax temperature of the lines sampled during training (test/acc_sampled always samples at 1.0)"))
     sample_top_k: int = Field(0, ge=0, description="sample only from the k most likely characters (0 = all)")
     sample_max_len: int = Field(200, ge=1, description="longest sampled line, in characters")
     # runtime
-    init_from: Optional[str] = Field(None, description="start from these weights and vocabulary: artifact reference (best-test-loss, epoch-1, v3, charlstm:latest, entity/project/charlstm:v3) or checkpoint directory")
-    seed: int = Field(0, description="seed for initialisation, batch order, dropout and sampling; runs that differ only in seed are replicates on one test set")
-    split_seed: int = Field(0, description="seed of the train/test split alone (the test set); runs with equal split_seed compete for best-test-loss")
+    init_from: Optional[str] = Field(None, description=(
+        "start from these weights, vocabulary and architecture (layers, hidden, embed unless set): artifact reference "
+        "(RUN_ID:epoch-1, run-RUN_ID, v3, best-test-loss, charlstm:latest, entity/project/charlstm:v3), run or "
+        "checkpoint directory; 'required' makes the user name one"))
+    seed: int = Field(0, ge=0, le=2**32 - 1, description=(  # numpy's range; torch refuses seeds past 64 bits
+        "seed for initialisation, batch order, dropout and sampling; runs that differ only in seed are replicates on "
+        "one test set"))
+    split_seed: int = Field(0, description=(
+        "seed of the train/test split alone (the test set); runs with equal split_seed compete for best-test-loss"))
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
-    amp: bool = Field(False, description="bf16 autocast for the forward pass (meant for CUDA; on CPU it works but is slow)")
+    amp: bool = Field(False, description=(
+        "bf16 autocast for the forward pass (meant for CUDA; on CPU it works but is slow)"))
     # tracking and storage
     wandb_project: str = Field("charexp", min_length=1, description="W&B project (a sweep's project wins)")
     wandb_entity: Optional[str] = Field(None, description="W&B entity (team or user); default is your own")
-    wandb_mode: Literal["auto", "online", "offline", "disabled"] = Field("auto", description="auto = online when an API key is configured, else offline")
-    artifact_name: str = Field("charlstm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128, description="artifact collection that every checkpoint becomes a version of")
+    wandb_mode: Literal["auto", "online", "offline", "disabled"] = Field("auto", description=(
+        "auto = online when an API key is configured, else offline"))
+    artifact_name: str = Field("charlstm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128, description=(
+        "artifact collection that every checkpoint becomes a version of"))
     runs_dir: str = Field("runs", description="where each run's local directory runs/<run_id>/ goes")
     artifacts_dir: str = Field("artifacts", description="local artifact store (versions, aliases, W&B downloads)")
 
     @field_validator("device")
     @classmethod
     def _device_known(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda", "mps") or (value.startswith("cuda:") and value[5:].isdigit()):
+        index = value[5:]  # isdigit() alone also takes '²' and '١', which torch refuses
+        if value in ("auto", "cpu", "cuda", "mps") or (value[:5] == "cuda:" and index.isascii() and index.isdigit()):
             return value
         raise ValueError("should be auto, cpu, cuda, cuda:N or mps")
 
@@ -101,13 +130,14 @@ KEYS: tuple[str, ...] = tuple(Config.model_fields)
 # What other tools call these keys (Lightning, HF, pytorch/examples word_language_model): a spelling that is
 # no typo of ours, so difflib alone would miss it.
 ALIASES = {"learning_rate": "lr", "learningrate": "lr", "lr_scheduler": "lr_schedule", "scheduler": "lr_schedule",
-           "num_layers": "layers", "n_layers": "layers", "nlayers": "layers", "hidden_size": "hidden", "n_hidden": "hidden",
-           "nhid": "hidden", "hidden_dim": "hidden", "emsize": "embed", "embedding_dim": "embed", "embedding_size": "embed",
-           "emb": "embed", "batchsize": "batch_size", "bsz": "batch_size", "num_epochs": "epochs", "n_epochs": "epochs",
-           "max_epochs": "epochs", "clip": "grad_clip", "gradient_clip_val": "grad_clip", "max_grad_norm": "grad_clip",
-           "bptt": "max_len", "seq_len": "max_len", "warmup": "warmup_steps", "num_warmup_steps": "warmup_steps",
-           "random_seed": "seed", "data_path": "data", "dataset": "data", "project": "wandb_project",
-           "entity": "wandb_entity", "resume_from": "init_from", "init_checkpoint": "init_from"}
+           "num_layers": "layers", "n_layers": "layers", "nlayers": "layers", "hidden_size": "hidden",
+           "n_hidden": "hidden", "nhid": "hidden", "hidden_dim": "hidden", "emsize": "embed", "embedding_dim": "embed",
+           "embedding_size": "embed", "emb": "embed", "batchsize": "batch_size", "bsz": "batch_size",
+           "num_epochs": "epochs", "n_epochs": "epochs", "max_epochs": "epochs", "clip": "grad_clip",
+           "gradient_clip_val": "grad_clip", "max_grad_norm": "grad_clip", "bptt": "max_len", "seq_len": "max_len",
+           "warmup": "warmup_steps", "num_warmup_steps": "warmup_steps", "random_seed": "seed", "data_path": "data",
+           "dataset": "data", "project": "wandb_project", "entity": "wandb_entity", "resume_from": "init_from",
+           "init_checkpoint": "init_from"}
 
 
 def nearest_key(name: str) -> str | None:
@@ -123,7 +153,7 @@ def unknown_keys_error(names: list[str], source: str) -> CharexpError:
     parts = []
     for name in names:
         hint = nearest_key(name)
-        parts.append(f"'{name}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+        parts.append(short_repr(name) + (f" (did you mean '{hint}'?)" if hint else ""))  # repr: one line
     noun = "key" if len(names) == 1 else "keys"
     tail = "" if all(nearest_key(n) for n in names) else f"; valid keys: {', '.join(KEYS)}"
     return CharexpError(f"unknown config {noun} {', '.join(parts)} in {source}{tail}")
@@ -148,9 +178,10 @@ def build_config(values: dict[str, Any], source: str = "config", fix: str = USER
         if not first["loc"]:  # a rule across keys (model validator): its message names them
             raise CharexpError(f"config: {first['msg'].removeprefix('Value error, ')}; {fix}") from None
         key = ".".join(str(part) for part in first["loc"])
-        got = first.get("input")
         where = "" if fix == USER_FIX else f" in {source}"
-        raise CharexpError(f"config key '{key}'{where}: {first['msg'].rstrip('.')} (got {got!r}); {fix}") from None
+        got = short_repr(first.get("input"))
+        raise CharexpError(f"config key '{key}'{where}: {first['msg'].rstrip('.')} (got {got}); {fix}") from None
+
 
 
 # Keys that say where a run's outputs go, how often it reports, or where it runs: they never change what is
@@ -187,19 +218,22 @@ def upgrade_stored(values: dict[str, Any]) -> dict[str, Any]:
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise CharexpError(f"config file {path} does not exist; pass --config with a YAML file such as configs/quick.yaml")
+        raise CharexpError(f"config file {path} does not exist; "
+                           "pass --config with a YAML file such as configs/quick.yaml")
     if path.is_dir():
-        raise CharexpError(f"config file {path} is a directory; pass --config with a YAML file such as configs/quick.yaml")
+        raise CharexpError(f"config file {path} is a directory; "
+                           "pass --config with a YAML file such as configs/quick.yaml")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise CharexpError(f"config file {path} is not valid YAML{line}; it should hold flat 'key: value' lines") from None
+        loaded = load_yaml(path.read_text(encoding="utf-8"))
+    except (BadYaml, UnicodeDecodeError) as err:
+        line = f" (line {err.line})" if isinstance(err, BadYaml) and err.line else ""
+        raise CharexpError(f"config file {path} is not valid YAML{line}; "
+                           "it should hold flat 'key: value' lines") from None
     if loaded is None:
         raise CharexpError(f"config file {path} is empty; it should hold flat 'key: value' lines such as 'lr: 0.002'")
     if not isinstance(loaded, dict):
-        raise CharexpError(f"config file {path} should be a mapping of 'key: value' lines, not a {type(loaded).__name__}")
+        raise CharexpError(f"config file {path} should be a mapping of 'key: value' lines, "
+                           f"not a {type(loaded).__name__}")
     return loaded
 
 
@@ -211,7 +245,7 @@ def parse_cli_value(text: str) -> Any:
         return text == "True"
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an int past Python's 4300-digit limit, or nesting too deep
         return text
 
 
@@ -225,9 +259,11 @@ def sweep_param_values() -> dict[str, Any]:
     if not path or not os.path.exists(path):
         return {}
     try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
+        loaded = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
+    except (BadYaml, UnicodeDecodeError):
         raise CharexpError(f"sweep parameter file {path} is not valid YAML; rerun the sweep agent") from None
+    if not isinstance(loaded, dict):
+        raise CharexpError(f"sweep parameter file {path} is not a mapping of parameters; rerun the sweep agent")
     return {k: (v.get("value") if isinstance(v, dict) else v) for k, v in loaded.items() if k != "wandb_version"}
 
 

@@ -26,7 +26,8 @@ class TrainingDiverged(CharexpError):
 
 def disk_error(err: OSError, what: str, where: object) -> CharexpError:
     """A failed write (full disk, no permission, a file where a directory should be) as one sentence."""
-    return CharexpError(f"could not write {what} to {where} ({err.strerror or err}); free some space or choose a writable directory — earlier checkpoints are untouched")
+    return CharexpError(f"could not write {what} to {where} ({err.strerror or err}); "
+                        "free some space or choose a writable directory — earlier checkpoints are untouched")
 
 
 def fail(message: str, exit_code: int = 2) -> NoReturn:

@@ -50,7 +50,8 @@ class CharLSTM(nn.Module):
         is allocated) and kept outside the module tree, so the state dict and `.to()` see each weight once."""
         cells = self.__dict__.get("_step_cells")
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        if cells and all(getattr(cell, n) is getattr(self.lstm, f"{n}_l{k}") for k, cell in enumerate(cells) for n in names):
+        if cells and all(getattr(cell, n) is getattr(self.lstm, f"{n}_l{k}")
+                         for k, cell in enumerate(cells) for n in names):
             return cells
         cells = []
         for layer in range(self.layers):
@@ -99,3 +100,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise CharexpError("device 'mps' was asked for but MPS is not available here; use device: auto or cpu")
     return torch.device(name)
+
+
+def training_device(name: str, amp: bool) -> torch.device:
+    """The device to train on, refusing bf16 autocast where the CPU has no bf16 LSTM."""
+    device = resolve_device(name)
+    if amp and device.type == "cpu" and not cpu_has_bf16_lstm():
+        raise CharexpError("amp: true needs a bf16 LSTM, which this CPU does not have (oneDNN's needs AVX-512); "
+                           "set amp: false (bf16 autocast is meant for CUDA)")
+    return device

@@ -29,15 +29,18 @@ def run_summary_table(summary: RunSummary) -> Table:
     table.add_column(style="cyan")
     table.add_column()
     best = summary.best_test_loss
+    bpc = fmt(best / math.log(2) if best else None)
     rows = [
-        ("best test/loss", f"{fmt(best)} nats/char ({fmt(best / math.log(2) if best else None)} bpc) at epoch {summary.best_epoch}"),
+        ("best test/loss", f"{fmt(best)} nats/char ({bpc} bpc) at epoch {summary.best_epoch}"),
         ("last eval", ", ".join(f"{k.split('/')[-1]} {fmt(v)}" for k, v in (summary.last_eval or {}).items()) or "-"),
-        ("trained", f"{summary.step} steps, {summary.chars or 0:,} chars in {fmt(summary.seconds, 1)} s on {summary.device}"),
+        ("trained", f"{summary.step} steps, {summary.chars or 0:,} chars in {fmt(summary.seconds, 1)} s "
+                    f"on {summary.device}"),
         ("artifact", f"{summary.artifact}: {'; '.join(summary.versions) or '-'}"),
         ("W&B", f"{summary.wandb_mode} {summary.wandb_dir or ''}".strip()),
     ]
     if summary.rejected_epochs:
-        rows.insert(3, ("rejected epochs", ", ".join(map(str, summary.rejected_epochs)) + " (reject_worse: their weights were thrown away)"))
+        epochs = ", ".join(map(str, summary.rejected_epochs))
+        rows.insert(3, ("rejected epochs", f"{epochs} (reject_worse: their weights were thrown away)"))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -63,14 +66,15 @@ def local_runs_table(rows: list[dict[str, Any]], title: str = "local runs") -> T
     updated (a file time); the table fits an 80-column terminal."""
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
     for column in ("run", "model", "batch", "lr", "decay", "epochs", "best loss (bpc)", "state", "updated"):
-        table.add_column(column, justify="left" if column in ("run", "model", "state", "updated") else "right", no_wrap=True,
-                         style="cyan" if column == "run" else None)
+        justify = "left" if column in ("run", "model", "state", "updated") else "right"
+        table.add_column(column, justify=justify, no_wrap=True, style="cyan" if column == "run" else None)
     for row in rows:
         cfg, best, updated = row.get("config") or {}, row.get("best_test_loss"), row.get("updated")
-        table.add_row(str(row.get("run_id")), f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')}", fmt(cfg.get("batch_size")),
-                      param_text(cfg.get("lr")), param_text(cfg.get("lr_decay")), fmt(cfg.get("epochs")),
-                      f"{fmt(best)} ({fmt(best / math.log(2), 3)})" if finite(best) else "-", _state_style(str(row.get("state"))),
-                      time.strftime("%m-%d %H:%M", time.localtime(updated)) if isinstance(updated, (int, float)) else "-")
+        loss = f"{fmt(best)} ({fmt(best / math.log(2), 3)})" if finite(best) else "-"
+        when = time.strftime("%m-%d %H:%M", time.localtime(updated)) if isinstance(updated, (int, float)) else "-"
+        table.add_row(str(row.get("run_id")), f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')}",
+                      fmt(cfg.get("batch_size")), param_text(cfg.get("lr")), param_text(cfg.get("lr_decay")),
+                      fmt(cfg.get("epochs")), loss, _state_style(str(row.get("state"))), when)
     return table
 
 

@@ -100,4 +100,5 @@ def _reason(err: Exception) -> str:
     errors = getattr(err, "errors", None)
     text = errors()[0]["msg"] if callable(errors) else (str(err).splitlines() or [type(err).__name__])[0]
     text = text.removeprefix("Value error, ").rstrip(".")
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text  # "Input should" -> "input should"; "API key" stays
+    # "Input should" -> "input should"; "API key" stays
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text

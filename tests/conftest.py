@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_CSV = Path(os.environ.get("CHAREXP_SHARED_DATA", REPO.parent / "shared" / "data")) / "star_trek_transcripts_all_episodes.csv"
+SHARED_DATA = Path(os.environ.get("CHAREXP_SHARED_DATA", REPO.parent / "shared" / "data"))
+REAL_CSV = SHARED_DATA / "star_trek_transcripts_all_episodes.csv"
 
 SPEAKERS = ["KIRK", "SPOCK", "MCCOY", "SCOTT", "UHURA"]
 PHRASES = [
@@ -47,11 +48,13 @@ def synthetic_csv_text(episodes: int = 6, rows_per_episode: int = 4, cells_per_r
 def isolate_env(mp: pytest.MonkeyPatch, root: Path) -> None:
     """cwd, W&B directories and the corpus cache inside `root`; no API key, so W&B is offline."""
     mp.chdir(root)
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH",
+                "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
         mp.delenv(var, raising=False)
     mp.setenv("NETRC", str(root / "no-netrc"))
     mp.setenv("WANDB_DIR", str(root))
-    for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_ARTIFACT_DIR", "wandb-artifacts")):
+    for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"),
+                     ("WANDB_CONFIG_DIR", "wandb-config"), ("WANDB_ARTIFACT_DIR", "wandb-artifacts")):
         mp.setenv(var, str(root / sub))
     mp.setenv("CHAREXP_CACHE_DIR", str(root / "cache"))
     mp.setenv("WANDB_SILENT", "true")
@@ -103,7 +106,8 @@ def tiny_config(tmp_path: Path, tiny_csv: Path):
     return make
 
 
-def run_train_subprocess(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+def run_train_subprocess(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300,
+                         **kwargs) -> subprocess.CompletedProcess:
     """`python train.py ARGS` in a fresh interpreter, the way a user or a sweep agent starts it."""
     return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env={**os.environ, **(env or {})},
                           capture_output=True, text=True, timeout=timeout, **kwargs)

@@ -27,7 +27,8 @@ from conftest import REPO, TINY, isolate_env, write_tiny_csv
 
 DEVICE = os.environ.get("CHAREXP_TEST_DEVICE", "cpu")
 # The wandb CLI of this interpreter's environment (python -m wandb where no script was installed, as with pip --target).
-WANDB_CLI = [str(Path(sys.executable).with_name("wandb"))] if Path(sys.executable).with_name("wandb").exists() else [sys.executable, "-m", "wandb"]
+_WANDB_SCRIPT = Path(sys.executable).with_name("wandb")
+WANDB_CLI = [str(_WANDB_SCRIPT)] if _WANDB_SCRIPT.exists() else [sys.executable, "-m", "wandb"]
 
 # The reference run: TINY (2 epochs of 20 batches) with an eval every 10 iterations, started with a
 # command-line override on top of its YAML (lr 0.01 in the file, 0.02 on the command line).
@@ -156,13 +157,15 @@ def assert_same_tensors(a: dict, b: dict) -> None:
 
 def leet_records(wandb_file: Path) -> list[dict[str, Any]]:
     """`wandb leet inspect --json FILE`: one JSON record per line."""
-    out = subprocess.run([*WANDB_CLI, "leet", "inspect", "--json", str(wandb_file)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([*WANDB_CLI, "leet", "inspect", "--json", str(wandb_file)], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
 def leet_summary(wandb_file: Path) -> dict[str, Any]:
-    out = subprocess.run([*WANDB_CLI, "leet", "inspect", "--summary", "--json", str(wandb_file)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([*WANDB_CLI, "leet", "inspect", "--summary", "--json", str(wandb_file)], capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -172,10 +175,12 @@ def without_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if k != "perf/chars_per_sec"} for row in rows]
 
 
-def python_script(script: str, args: list[str], cwd: Path, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def python_script(script: str, args: list[str], cwd: Path, env: dict | None = None,
+                  timeout: float = 180) -> subprocess.CompletedProcess:
     """`python SCRIPT ARGS` from the repository root (train.py / sample.py) in a fresh interpreter."""
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env={**os.environ, **SUBPROCESS_ENV, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd,
+                          env={**os.environ, **SUBPROCESS_ENV, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.005):
@@ -203,11 +208,13 @@ def climbing_lr() -> float:
         isolate_env(mp, root)
         data = write_tiny_csv(root)
         for lr in CLIMB_CANDIDATES:
-            config = write_config(root / f"{lr}.yaml", data, lr=lr, grad_clip=0, epochs=4, sample_every=0, checkpoint_every=0,
-                                  wandb_mode="disabled", runs_dir=f"runs-{lr}", artifacts_dir=f"artifacts-{lr}")
+            config = write_config(root / f"{lr}.yaml", data, lr=lr, grad_clip=0, epochs=4, sample_every=0,
+                                  checkpoint_every=0, wandb_mode="disabled", runs_dir=f"runs-{lr}",
+                                  artifacts_dir=f"artifacts-{lr}")
             code, _ = run_main(["--config", str(config)])
             rows = [] if code else only_run_rows(root / f"runs-{lr}")
-            losses = {int(r["epoch"]): r["test/loss"] for r in rows if "test/loss" in r and float(r["epoch"]).is_integer()}
+            losses = {int(r["epoch"]): r["test/loss"] for r in rows
+                      if "test/loss" in r and float(r["epoch"]).is_integer()}
             if len(losses) == 4 and losses[1] > losses[2] and losses[3] > losses[2]:
                 return lr
     pytest.fail(f"no rate in {CLIMB_CANDIDATES} makes the tiny corpus climb first at epoch 3 on this machine")
@@ -217,3 +224,21 @@ def only_run_rows(runs_dir: Path) -> list[dict[str, Any]]:
     from charexp.tracking.rundir import RunDir
 
     return list(RunDir(runs_dir, only_run_id(runs_dir)).history())
+
+
+def walk_log(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(offset, crc, length, type) of every chunk of an undamaged W&B log (`.wandb` file), in order."""
+    import struct
+
+    from charexp.tracking.leveldb_log import BLOCK, FILE_HEADER, HEADER
+
+    pos, out = len(FILE_HEADER), []
+    while pos < len(data):
+        if BLOCK - pos % BLOCK < HEADER:
+            pos += BLOCK - pos % BLOCK
+            continue
+        crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        out.append((pos, crc, length, kind))
+        pos += HEADER + length
+    assert pos == len(data)
+    return out

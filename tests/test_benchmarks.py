@@ -26,8 +26,10 @@ def test_sampling_benchmark_checks_that_both_paths_write_the_same_lines(tiny_con
 
 
 def test_throughput_windows_across_epoch_ends_break_down_every_pause(tiny_config, tiny_csv, tmp_path):
-    # tiny, split by line: 22 steps per epoch, so a 25-step window holds an epoch end: eval, samples, version, state, plan
-    out = bench("throughput.py", ["--config", str(tiny_config()), "--data", str(tiny_csv), "--window", "25", "--windows", "2"], tmp_path)
+    # tiny, split by line: 22 steps per epoch, so a 25-step window holds an epoch end: eval, samples, version, state,
+    # plan
+    out = bench("throughput.py",
+                ["--config", str(tiny_config()), "--data", str(tiny_csv), "--window", "25", "--windows", "2"], tmp_path)
     assert re.search(r"\(a\)/\(b\) = \d+\.\d{3}\s+\(a\)/\(c\) = \d+\.\d\d", out)
     breakdown = next(line for line in out.splitlines() if line.startswith("(a) time:"))
     for pause in ("run_eval", "run_samples", "publish", "save_state", "plan"):
@@ -39,7 +41,9 @@ def test_throughput_short_windows_evaluate_a_slice_of_the_test_split_also_under_
     from charexp.model import cpu_has_bf16_lstm
 
     amp = ["--amp"] if cpu_has_bf16_lstm() else []  # an AVX2 CPU has no bf16 LSTM: there the fp32 path is checked
-    out = bench("throughput.py", ["--config", str(tiny_config()), "--data", str(tiny_csv), "--window", "5", "--windows", "2", *amp], tmp_path)
+    out = bench("throughput.py",
+                ["--config", str(tiny_config()), "--data", str(tiny_csv), "--window", "5", "--windows", "2", *amp],
+                tmp_path)
     assert re.search(r"eval share \d+\.\d% of the test split per window", out)
     breakdown = next(line for line in out.splitlines() if line.startswith("(a) time:"))
     assert "run_eval" in breakdown and "publish" not in breakdown  # no epoch end inside a 5-step window

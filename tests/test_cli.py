@@ -61,3 +61,12 @@ def test_output_into_a_pipe_that_closes_early_is_no_traceback(tmp_path):
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err
     assert proc.returncode != 0  # nothing was written: not a success, but no crash either
+
+
+def test_version_is_the_installed_package_version(monkeypatch, capsys):
+    from importlib.metadata import version
+
+    code, out, err = charexp(monkeypatch, capsys, "--version")
+    assert (code, out, err) == (0, f"charexp {version('charexp')}\n", "")
+    code, out, _ = charexp(monkeypatch, capsys, "data", "--help")  # the sub-commands are untouched by the callback
+    assert code == 0 and "download" in out

@@ -148,7 +148,8 @@ def test_sweep_value_reaches_the_run_and_its_wandb_config(tmp_path, tiny_config,
     from charexp.tracking.wandb_files import find_run_files, read_run
 
     monkeypatch.setenv("WANDB_SWEEP_PARAM_PATH", str(sweep_file(tmp_path, {"lr": 0.005, "hidden": 24})))
-    code, _ = run_main(["--config", str(tiny_config(epochs=1, steps_per_epoch=2, sample_every=0, checkpoint_every=0)), "--lr=0.02"])
+    code, _ = run_main(["--config", str(tiny_config(epochs=1, steps_per_epoch=2, sample_every=0, checkpoint_every=0)),
+                        "--lr=0.02"])
     assert code == 0
     (run_id,) = [p.name for p in (tmp_path / "runs").iterdir()]
     assert RunDir(tmp_path / "runs", run_id).read_config()["lr"] == 0.005

@@ -7,7 +7,8 @@ import shutil
 
 from foundation import python_script, reference  # noqa: F401
 
-FLAGS = ["--artifact", "--checkpoint", "--prime", "--num", "--temperature", "--top-k", "--max-len", "--device", "--seed"]
+FLAGS = ["--artifact", "--checkpoint", "--prime", "--num", "--temperature", "--top-k", "--max-len", "--device",
+         "--seed"]
 
 
 def stdout_lines(out) -> list[str]:
@@ -30,7 +31,8 @@ def test_one_line_per_starting_character_reproducible_with_seed(reference):
 
 def test_prime_with_num_from_a_checkpoint_directory(reference):
     out = python_script("sample.py", ["--checkpoint", str(reference.artifacts / "charlstm" / "v0"), "--prime", "KIRK: ",
-                                      "--num", "3", "--max-len", "12", "--temperature", "0.8", "--top-k", "5", "--seed", "1"], cwd=reference.root)
+                                      "--num", "3", "--max-len", "12", "--temperature", "0.8", "--top-k", "5",
+                                      "--seed", "1"], cwd=reference.root)
     lines = stdout_lines(out)
     assert len(lines) == 3 and all(line.startswith("KIRK: ") and len(line) <= 12 for line in lines)
     assert "v0" in out.stderr
@@ -84,7 +86,9 @@ def test_defaults_best_test_loss_and_the_checkpoints_starting_characters(referen
     lines = stdout_lines(out)
     assert [line[0] for line in lines] == list(chars)
     assert "charlstm/v0" in out.stderr and "charlstm/v1" not in out.stderr
-    explicit = python_script("sample.py", ["--checkpoint", "artifacts/charlstm/v0", chars, "--seed", "3", "--max-len", "30"], cwd=tmp_path)
+    explicit = python_script("sample.py",
+                             ["--checkpoint", "artifacts/charlstm/v0", chars, "--seed", "3", "--max-len", "30"],
+                             cwd=tmp_path)
     assert stdout_lines(explicit) == lines  # the very same checkpoint, primes and draws
 
 
@@ -92,7 +96,45 @@ def test_checkpoint_overrides_artifact(reference, tmp_path):
     store_where_best_is_not_latest(reference, tmp_path)
     args = ["KK", "--seed", "5", "--max-len", "40"]
     alone = python_script("sample.py", ["--checkpoint", "artifacts/charlstm/v1", *args], cwd=tmp_path)
-    both = python_script("sample.py", ["--artifact", "best-test-loss", "--checkpoint", "artifacts/charlstm/v1", *args], cwd=tmp_path)
-    assert stdout_lines(both) == stdout_lines(alone) and "charlstm/v1" in both.stderr and "charlstm/v0" not in both.stderr
-    unknown = python_script("sample.py", ["--artifact", "epoch-7", "--checkpoint", "artifacts/charlstm/v1", *args], cwd=tmp_path)
+    both = python_script("sample.py", ["--artifact", "best-test-loss", "--checkpoint", "artifacts/charlstm/v1", *args],
+                         cwd=tmp_path)
+    assert stdout_lines(both) == stdout_lines(alone)
+    assert "charlstm/v1" in both.stderr and "charlstm/v0" not in both.stderr
+    unknown = python_script("sample.py", ["--artifact", "epoch-7", "--checkpoint", "artifacts/charlstm/v1", *args],
+                            cwd=tmp_path)
     assert stdout_lines(unknown) == stdout_lines(alone)  # --artifact is not even resolved
+
+
+def test_a_runs_id_alias_and_directory_all_sample_its_newest_version(reference):
+    args = ["--seed", "5", "--max-len", "30", "KS"]
+    newest = python_script("sample.py", ["--artifact", "v1", *args], cwd=reference.root)
+    assert newest.returncode == 0, newest.stderr
+    rid = reference.run_id
+    for ref in (rid, f"run-{rid}", f"runs/{rid}", f"{rid}:latest", f"{rid}:epoch-2"):
+        out = python_script("sample.py", ["--artifact", ref, *args], cwd=reference.root)
+        assert out.returncode == 0, (ref, out.stderr)
+        assert stdout_lines(out) == stdout_lines(newest), ref
+        assert "charlstm:v1" in out.stderr, (ref, out.stderr)
+    first = python_script("sample.py", ["--artifact", f"run-{rid}:epoch-1", "--seed", "5", "K"], cwd=reference.root)
+    assert f"run-{rid}:epoch-1 = charlstm:v0 of run {rid} (epoch 1)" in first.stderr
+    unknown = python_script("sample.py", ["--artifact", "nosuch", "K"], cwd=reference.root)
+    assert unknown.returncode == 2 and f"versions by run: {rid} (v0, v1)" in unknown.stderr
+
+
+def test_a_word_of_lowercase_starting_characters_gets_a_prime_hint_and_is_still_sampled(reference):
+    out = python_script("sample.py", ["--artifact", "latest", "--seed", "1", "--max-len", "20", "kirk"],
+                        cwd=reference.root)
+    assert out.returncode == 0, out.stderr
+    assert [line[0] for line in stdout_lines(out)] == list("kirk")
+    assert ("# note: 'kirk' starts 4 lines, one per character (k, i, r, k); to start from a whole string use "
+            "--prime 'KIRK: ...'\n") in out.stderr
+    plain = python_script("sample.py", ["--artifact", "latest", "--seed", "1", "--max-len", "20", "KSKS"],
+                          cwd=reference.root)
+    assert "--prime" not in plain.stderr
+
+
+def test_help_documents_the_reference_grammar():
+    out = python_script("sample.py", ["--help"], cwd=".")
+    text = " ".join(out.stdout.split())
+    for form in ("run-RUN_ID", "RUN_ID:ALIAS", "runs/RUN_ID", "NAME:ALIAS", "ENTITY/PROJECT/NAME:ALIAS"):
+        assert form in text, form

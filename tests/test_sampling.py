@@ -91,7 +91,8 @@ def fixed_model() -> CharLSTM:
 
 
 def drawn(temperature: float = 1.0, top_k: int = 0) -> list[str]:
-    lines = generate(fixed_model(), VOCAB, ["K"] * 64, max_len=41, temperature=temperature, top_k=top_k, generator=gen(1))
+    lines = generate(fixed_model(), VOCAB, ["K"] * 64, max_len=41, temperature=temperature, top_k=top_k,
+                     generator=gen(1))
     chars = [c for line in lines for c in line[1:]]
     assert len(chars) == 64 * 40
     return chars

@@ -4,7 +4,7 @@ against a store that a tiny run made."""
 from __future__ import annotations
 
 import itertools
-import os
+import json
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,8 @@ def test_the_documented_files_are_all_there():
 def test_every_config_validates_and_keeps_its_values(path):
     raw = read_yaml_config(path)
     cfg = load_config(path)
-    assert {key: getattr(cfg, key) for key in raw} == raw  # every key is a config key, and no value was changed on the way
+    # every key is a config key, and no value was changed on the way
+    assert {key: getattr(cfg, key) for key in raw} == raw
 
 
 def candidates(param: dict) -> list:
@@ -63,19 +64,32 @@ def test_every_sweep_validates_against_train_py(path, monkeypatch):
         assert [getattr(cfg, name) for name in choices] == list(values)
 
 
-def test_phase2_init_from_resolves_against_a_store_made_by_a_tiny_run(tiny_config, tiny_csv, tmp_path):
+def test_phase2_names_its_source_and_adopts_its_architecture(tiny_config, tiny_csv, tmp_path):
+    """After a phase 1 of another shape and a stranger's later run, phase2.yaml refuses to guess, then starts
+    from the named run's epoch-1 model with that model's architecture and no architecture flags."""
     phase2 = load_config(REPO / "configs" / "phase2.yaml", {"data": str(tiny_csv), "device": "cpu"})
-    assert phase2.init_from == "charlstm:epoch-1" and phase2.artifacts_dir == "artifacts"
-    with pytest.raises(CharexpError, match="train a model first"):  # the control: nothing to start from yet
+    assert phase2.init_from == "required" and not {"layers", "hidden", "embed"} & phase2.model_fields_set
+    with pytest.raises(CharexpError, match=r"pass --init_from=RUN_ID:epoch-1 .* \(the local store \S+ is empty"):
         prepare(phase2, None)
 
-    # phase 1: the homework model's shape (phase2's init must match it), one short epoch on the tiny corpus
-    shape = {key: getattr(phase2, key) for key in ("layers", "hidden", "embed")}
-    code, log = run_main(["--config", str(tiny_config(epochs=1, steps_per_epoch=3, wandb_mode="disabled", **shape))])
+    quick = {"epochs": 1, "steps_per_epoch": 3, "wandb_mode": "disabled", "sample_every": 0, "checkpoint_every": 0}
+    runs = tmp_path / "runs"
+    code, log = run_main(["--config", str(tiny_config("phase1.yaml", **quick))])  # layers 1, hidden 32, embed 16
     assert code == 0, log
+    (phase1,) = [p.name for p in runs.iterdir()]
+    code, log = run_main(["--config", str(tiny_config("stranger.yaml", **quick, hidden=24, embed=8))])
+    assert code == 0, log
+    store = ArtifactStore(tmp_path / "artifacts", "charlstm")
+    assert store.resolve("epoch-1").meta["run_id"] != phase1  # the store-wide epoch-1 is the stranger's now
 
-    _, corpus, init, _ = prepare(phase2, None)
-    epoch1 = ArtifactStore(tmp_path / "artifacts", "charlstm").resolve("epoch-1")
-    assert os.path.samefile(init.path, epoch1.path) and init.meta["epoch"] == 1
-    assert corpus.vocab == init.vocab  # phase 2 reads the corpus with phase 1's vocabulary
-    assert {key: getattr(init.config, key) for key in shape} == shape
+    small = ["--epochs=1", "--steps_per_epoch=3", "--batch_size=8", "--max_len=64", "--log_every=1",
+             "--sample_every=0", "--checkpoint_every=0", "--wandb_mode=disabled", "--device=cpu", "--sample_chars=KS"]
+    args = ["--config", str(REPO / "configs" / "phase2.yaml"), f"--data={tiny_csv}", *small]
+    code, log = run_main([*args, f"--init_from={phase1}:epoch-1"])
+    assert code == 0, log
+    log = " ".join(log.split())
+    assert "architecture from init_from's checkpoint: layers=1, hidden=32, embed=16" in log
+    assert f"{phase1}:epoch-1 = charlstm:v0 of run {phase1} (epoch 1)" in log
+    (phase2_run,) = [p.name for p in runs.iterdir() if p.name not in {phase1, store.resolve("v1").meta["run_id"]}]
+    newest = store.resolve(f"run-{phase2_run}")
+    assert json.loads((newest.path / "checkpoint.json").read_text())["config"]["hidden"] == 32

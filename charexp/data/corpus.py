@@ -76,31 +76,35 @@ class Corpus:
 
     def describe(self) -> str:
         chars = sum(map(len, self.train))
+        unknown = ""
+        if self.unknown_test_chars:
+            unknown = f"; {self.unknown_test_chars} test chars unseen in training are scored as <unk>"
         return (
             f"{self.source}: {len(self.train) + len(self.test):,} utterances in {self.episodes} episode(s); "
             f"split by {self.split}: {len(self.train):,} train ({chars:,} chars) / {len(self.test):,} test; "
-            f"vocabulary {len(self.vocab)} symbols"
-            + (f"; {self.unknown_test_chars} test chars unseen in training are scored as <unk>" if self.unknown_test_chars else "")
+            f"vocabulary {len(self.vocab)} symbols{unknown}"
         )
 
 
 def read_text_file(path: Path) -> str:
     if not path.exists():  # a path the user named: downloading cannot make it exist, so say where it was looked for
         where = "" if path.is_absolute() else f" (relative to the current directory {Path.cwd()})"
-        raise CharexpError(f"data file {path} does not exist{where}; check the path, or set 'data: startrek' to train on the "
-                           "Star Trek corpus that charexp downloads and caches")
+        raise CharexpError(f"data file {path} does not exist{where}; check the path, "
+                           "or set 'data: startrek' to train on the Star Trek corpus that charexp downloads and caches")
     if path.is_dir():
         raise CharexpError(f"data path {path} is a directory; set 'data:' to a .csv or .txt file inside it")
     raw = path.read_bytes()
     if not raw.strip():
         raise CharexpError(f"data file {path} is empty; point 'data:' at a transcript CSV or a UTF-8 text file")
     if b"\x00" in raw[:65536]:
-        raise CharexpError(f"data file {path} looks binary (it holds NUL bytes); point 'data:' at a transcript CSV or a UTF-8 text file")
+        raise CharexpError(f"data file {path} looks binary (it holds NUL bytes); "
+                           "point 'data:' at a transcript CSV or a UTF-8 text file")
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not text
     except UnicodeDecodeError as err:
         raise CharexpError(
-            f"data file {path} is not UTF-8 (bad byte at offset {err.start}); convert it, e.g. 'iconv -f latin1 -t utf-8'"
+            f"data file {path} is not UTF-8 (bad byte at offset {err.start}); "
+            "convert it, e.g. 'iconv -f latin1 -t utf-8'"
         ) from None
 
 
@@ -111,6 +115,8 @@ def _clean(cell: str) -> str:
 def parse_csv(text: str) -> list[list[str]]:
     """Episodes of utterances, the homework's way: csv.reader, drop NEXTEPISODE, keep cells longer than 1."""
     episodes: list[list[str]] = [[]]
+    # Old Mac line ends (a bare CR) made csv raise mid-file; cells lose their line breaks anyway (_clean).
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     for row in csv.reader(io.StringIO(text)):
         if row and row[0] == EPISODE_MARKER:
             episodes.append([])
@@ -132,19 +138,26 @@ def parse_lines(text: str) -> list[list[str]]:
 def read_episodes(path: str | Path) -> list[list[str]]:
     path = Path(path)
     text = read_text_file(path)
-    episodes = parse_csv(text) if path.suffix.lower() == ".csv" else parse_lines(text)
+    try:
+        episodes = parse_csv(text) if path.suffix.lower() == ".csv" else parse_lines(text)
+    except csv.Error as err:  # with line ends normalised, only a cell past csv's 128 KiB limit: an unmatched quote
+        raise CharexpError(f"data file {path} is not a readable CSV ({err}); look for an unmatched double quote, "
+                           "or rename it to .txt to read it as one utterance per line") from None
     if not episodes:
-        raise CharexpError(f"data file {path} holds no utterances after parsing; expected CSV cells like 'KIRK: Hello' or one utterance per line")
+        raise CharexpError(f"data file {path} holds no utterances after parsing; "
+                           "expected CSV cells like 'KIRK: Hello' or one utterance per line")
     return episodes
 
 
-def split_corpus(episodes: list[list[str]], split: str, test_fraction: float, split_seed: int) -> tuple[list[str], list[str], str]:
+def split_corpus(episodes: list[list[str]], split: str, test_fraction: float,
+                 split_seed: int) -> tuple[list[str], list[str], str]:
     """Deterministic train/test split by whole episodes, or by utterance: a function of `split_seed` alone."""
     if split == "auto":
         split = "episode" if len(episodes) > 1 else "line"
     if split == "episode":
         if len(episodes) < 2:
-            raise CharexpError("split: episode needs at least 2 episodes (NEXTEPISODE markers); use split: line for this file")
+            raise CharexpError("split: episode needs at least 2 episodes (NEXTEPISODE markers); "
+                               "use split: line for this file")
         order = list(range(len(episodes)))
         random.Random(split_seed).shuffle(order)
         n_test = min(len(order) - 1, max(1, round(len(order) * test_fraction)))

@@ -70,7 +70,8 @@ def download(
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CharexpError(f"cannot create the corpus cache {dest_dir} ({err.strerror}); set CHAREXP_CACHE_DIR to a writable directory") from None
+        raise CharexpError(f"cannot create the corpus cache {dest_dir} ({err.strerror}); "
+                           "set CHAREXP_CACHE_DIR to a writable directory") from None
     fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{corpus.filename}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
@@ -82,7 +83,8 @@ def download(
                 reason = getattr(err, "reason", err)
                 raise CharexpError(
                     f"could not download the {corpus.name} corpus from {url} ({reason}); if this machine is offline, "
-                    f"copy {corpus.filename} here by other means and set 'data: /path/to/{corpus.filename}' in your config (or pass --data=PATH)"
+                    f"copy {corpus.filename} here by other means and set 'data: /path/to/{corpus.filename}' "
+                    "in your config (or pass --data=PATH)"
                 ) from None
             with response:
                 total = int(response.headers.get("Content-Length") or corpus.size)
@@ -97,7 +99,8 @@ def download(
             os.fsync(out.fileno())
         if digest.hexdigest() != corpus.sha256:
             raise CharexpError(
-                f"the file downloaded from {url} has sha256 {digest.hexdigest()[:12]}…, not the expected {corpus.sha256[:12]}…; "
+                f"the file downloaded from {url} has sha256 {digest.hexdigest()[:12]}…, "
+                f"not the expected {corpus.sha256[:12]}…; "
                 "the mirror holds a different file, so nothing was saved"
             )
         os.replace(tmp, dest)

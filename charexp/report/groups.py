@@ -143,7 +143,8 @@ def band(ys_by_run: list[float]) -> tuple[float, float, float]:
 
 def plot_groups(groups: Sequence[Group], path: Path) -> Path:
     """Per-epoch mean test/loss of each group with its band: ± std for n ≥ 3, min–max for fewer runs."""
-    fig, ax = new_figure("test loss by group (runs that differ only in seed): mean and spread", "epoch", "test/loss (nats per char)")
+    fig, ax = new_figure("test loss by group (runs that differ only in seed): mean and spread", "epoch",
+                         "test/loss (nats per char)")
     drawn: list[tuple[list[float], list[float]]] = []
     for group in groups:
         by_epoch: dict[float, list[float]] = {}
@@ -158,9 +159,11 @@ def plot_groups(groups: Sequence[Group], path: Path) -> Path:
         means = [s[0] for s in stats]
         n = max(len(v) for v in by_epoch.values())
         spread = "± std" if n >= 3 else "min–max"
-        line = ax.plot(epochs, means, marker="o", markersize=3, linewidth=1.4, label=f"{group.label} (n={n}, {spread})"[:70])
+        line = ax.plot(epochs, means, marker="o", markersize=3, linewidth=1.4,
+                       label=f"{group.label} (n={n}, {spread})"[:70])
         if n >= 2:
-            ax.fill_between(epochs, [s[1] for s in stats], [s[2] for s in stats], color=line[0].get_color(), alpha=0.2, linewidth=0)
+            ax.fill_between(epochs, [s[1] for s in stats], [s[2] for s in stats], color=line[0].get_color(), alpha=0.2,
+                            linewidth=0)
         drawn.append((epochs, means))
     if drawn:
         ax.legend(fontsize=7, loc="best")
@@ -178,6 +181,7 @@ def groups_markdown(groups: Sequence[Group], name: str, goal: str) -> str:
              f"| group | n | mean {name} | std | best | mean bpc | runs |", "|---|---|---|---|---|---|---|"]
     for g in groups:
         mean_bpc = fmt(g.mean / LN2, 4) if g.mean is not None and name == "test/loss" else "-"
-        lines.append(f"| {g.label} | {g.n} | {fmt(g.mean)} | {fmt(g.std)} | {fmt(g.best(goal))} | {mean_bpc} | {', '.join(g.run_ids)} |")
+        lines.append(f"| {g.label} | {g.n} | {fmt(g.mean)} | {fmt(g.std)} | {fmt(g.best(goal))} | {mean_bpc} "
+                     f"| {', '.join(g.run_ids)} |")
     lines += ["", *comparisons(groups, name), ""]
     return "\n".join(lines)

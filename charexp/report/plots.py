@@ -15,7 +15,8 @@ from charexp.atomic import atomic_write_bytes
 
 DPI = 100
 SIZE = (7.0, 4.0)  # inches: 700x400 px at DPI, a few tens of KB per PNG
-MARGINS = {"left": 0.1, "right": 0.9, "bottom": 0.12, "top": 0.87}  # fixed: constrained layout would draw every figure twice
+# fixed: constrained layout would draw every figure twice
+MARGINS = {"left": 0.1, "right": 0.9, "bottom": 0.12, "top": 0.87}
 LN2 = math.log(2)
 
 
@@ -54,7 +55,8 @@ def save(fig: Any, path: Path) -> Path:
 
 
 def nothing_yet(ax: Any, what: str) -> None:
-    ax.text(0.5, 0.5, f"no {what} logged yet", ha="center", va="center", transform=ax.transAxes, color="0.4", fontsize=12)
+    ax.text(0.5, 0.5, f"no {what} logged yet", ha="center", va="center", transform=ax.transAxes, color="0.4",
+            fontsize=12)
 
 
 def epoch_boundaries(rows: Sequence[dict[str, Any]]) -> list[tuple[float, int]]:
@@ -81,7 +83,8 @@ def mark_epochs(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
 
 def rejections(rows: Sequence[dict[str, Any]]) -> list[tuple[float, int]]:
     """(step, epoch) of every epoch that reject_worse threw away."""
-    return sorted((float(r["step"]), int(r["rejected_epoch"])) for r in rows if isinstance(r.get("rejected_epoch"), (int, float)) and "step" in r)
+    return sorted((float(r["step"]), int(r["rejected_epoch"])) for r in rows
+                  if isinstance(r.get("rejected_epoch"), (int, float)) and "step" in r)
 
 
 def mark_rejections(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -110,10 +113,12 @@ def scale_to_training(ax: Any, curves: Iterable[tuple[list[float], list[float]]]
 
 def bpc_axis(ax: Any) -> None:
     """A right-hand axis in bits per character (nats / ln 2)."""
-    ax.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda bits: bits * LN2)).set_ylabel("bits per char")
+    axis = ax.secondary_yaxis("right", functions=(lambda nats: nats / LN2, lambda bits: bits * LN2))
+    axis.set_ylabel("bits per char")
 
 
-def finish_figure(fig: Any, ax: Any, path: Path, drawn: bool, what: str, rows: Sequence[dict[str, Any]], bpc: bool) -> Path:
+def finish_figure(fig: Any, ax: Any, path: Path, drawn: bool, what: str, rows: Sequence[dict[str, Any]],
+                  bpc: bool) -> Path:
     """Legend, a bits-per-char axis (for losses) and epoch marks when something was drawn, else a note; then save."""
     if drawn:
         mark_rejections(ax, rows)
@@ -141,3 +146,10 @@ def use_log_x(name: str, values: Sequence[float]) -> bool:
     if len(positive) != len(values) or not positive:
         return False
     return name == "lr" or name.endswith("_lr") or max(positive) / min(positive) > 10
+
+
+def spans_decades(values: Sequence[float], decades: float = 2.0) -> bool:
+    """Positive values spanning at least `decades` powers of ten: the parallel-coordinates figure draws them on a
+    log axis and the importance table correlates their log10 (on a linear scale the largest values would decide)."""
+    positive = [float(v) for v in values if v > 0]
+    return bool(positive) and len(positive) == len(values) and max(positive) / min(positive) >= 10**decades

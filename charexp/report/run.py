@@ -24,7 +24,7 @@ from charexp.tracking.rundir import RunDir, RunSummary
 
 FIGURES = ("train_loss.png", "test_loss.png", "accuracy.png")
 STOPPED_EARLY = ("crashed", "preempted", "diverged")
-SMOOTH_FROM = 200  # train/loss points; beyond this the raw curve is faint and a moving average (over ~1/40 of it) is drawn
+SMOOTH_FROM = 200  # train/loss points; beyond, the raw curve is faint and a moving average (over ~1/40 of it) is drawn
 
 
 @dataclass
@@ -74,7 +74,8 @@ class RunData:
     @property
     def updated_at(self) -> float | None:
         """When the run last wrote one of its files (a killed run's summary.json is stale, its history is not)."""
-        files = [p for p in (self.run.summary_path, self.run.history_path, self.run.samples_path, self.run.config_path) if p.exists()]
+        paths = (self.run.summary_path, self.run.history_path, self.run.samples_path, self.run.config_path)
+        files = [p for p in paths if p.exists()]
         return max(p.stat().st_mtime for p in files) if files else None
 
     @property
@@ -89,7 +90,8 @@ def is_run_dir(path: Path) -> bool:
 def load_run(path: str | Path, with_versions: bool = True) -> RunData:
     path = Path(path)
     if not is_run_dir(path):
-        raise CharexpError(f"{path} is not a run directory (it has no config.yaml, summary.json or history.jsonl); pass runs/<run_id>, see charexp runs")
+        raise CharexpError(f"{path} is not a run directory (it has no config.yaml, summary.json or history.jsonl); "
+                           "pass runs/<run_id>, see charexp runs")
     run = RunDir(path.parent, path.name)
     config = run.read_config()
     data = RunData(run, config if isinstance(config, dict) else {}, run.read_summary(),
@@ -101,7 +103,8 @@ def load_run(path: str | Path, with_versions: bool = True) -> RunData:
 
 def artifact_versions(data: RunData) -> list[dict[str, Any]]:
     """This run's checkpoint versions in the local store, with their current aliases; else the summary's list."""
-    name, root = data.config.get("artifact_name") or data.summary.artifact, data.config.get("artifacts_dir") or "artifacts"
+    name = data.config.get("artifact_name") or data.summary.artifact
+    root = data.config.get("artifacts_dir") or "artifacts"
     if name:
         candidates = [Path(root)] if os.path.isabs(root) else [Path.cwd() / root, data.run.path.parent.parent / root]
         for base in dict.fromkeys(p.resolve() for p in candidates):
@@ -112,8 +115,10 @@ def artifact_versions(data: RunData) -> list[dict[str, Any]]:
             mine = [v for v in versions if v.meta.get("run_id") == data.run_id]
             if mine:
                 return [{"name": f"{name}:{v.version}", "epoch": v.meta.get("epoch"), "step": v.meta.get("step"),
-                         "test_loss": v.meta.get("test_loss"), "aliases": ", ".join(v.aliases), "path": str(v.path)} for v in mine]
-    return [{"name": entry, "epoch": None, "step": None, "test_loss": None, "aliases": "", "path": ""} for entry in data.summary.versions]
+                         "test_loss": v.meta.get("test_loss"), "aliases": ", ".join(v.aliases), "path": str(v.path)}
+                        for v in mine]
+    return [{"name": entry, "epoch": None, "step": None, "test_loss": None, "aliases": "", "path": ""}
+            for entry in data.summary.versions]
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -144,7 +149,8 @@ def plot_test_loss(data: RunData, path: Path) -> Path:
 def plot_accuracy(data: RunData, path: Path) -> Path:
     fig, ax = new_figure(f"next-character accuracy on the test split — run {data.run_id}", "step", "accuracy")
     drawn = False
-    for key, label, color in (("test/acc_argmax", "argmax", "tab:green"), ("test/acc_sampled", "sampled", "tab:purple")):
+    curves = (("test/acc_argmax", "argmax", "tab:green"), ("test/acc_sampled", "sampled", "tab:purple"))
+    for key, label, color in curves:
         xs, ys = series(data.history, key)
         if xs:
             ax.plot(xs, ys, marker="o", markersize=4, color=color, label=f"{label} ({key})")
@@ -161,7 +167,8 @@ def samples_markdown(data: RunData) -> str:
         return "\n".join(lines + ["No samples logged yet.", ""])
     total_epochs = data.config.get("epochs")
     lines += [f"{len(data.samples)} lines sampled at {len({s['step'] for s in data.samples})} points "
-              f"(temperature {data.config.get('sample_temperature', '-')}, primes {data.config.get('sample_chars', '-')!r}).", ""]
+              f"(temperature {data.config.get('sample_temperature', '-')}, "
+              f"primes {data.config.get('sample_chars', '-')!r}).", ""]
     by_epoch: dict[int, dict[int, list[dict[str, Any]]]] = {}
     for sample in data.samples:
         by_epoch.setdefault(max(1, math.ceil(sample["epoch"])), {}).setdefault(sample["step"], []).append(sample)
@@ -180,7 +187,8 @@ def status_note(data: RunData) -> str | None:
     resume = f" Continue it with `python train.py --resume {data.run_id}`." if data.run.state_path.exists() else ""
     upto = f"the report shows what it logged up to step {fmt(data.last_step)}."
     if data.state == "running" or data.summary.empty:
-        return f"This run has not finished (state: {data.state}): it is still training, or it was killed; {upto}{resume}"
+        return (f"This run has not finished (state: {data.state}): it is still training, or it was killed; "
+                f"{upto}{resume}")
     if data.state in STOPPED_EARLY:
         return f"This run stopped early (state: {data.state}); {upto}{resume if data.state != 'diverged' else ''}"
     return None
@@ -193,25 +201,32 @@ def summary_markdown(data: RunData) -> str:
         lines += [f"> {note}", ""]
     facts = [
         ("state", data.state),
-        ("best test/loss", f"{fmt(best['test/loss'])} nats/char = {fmt(best['test/loss'] / LN2)} bpc, at epoch {param_text(best.get('epoch'))} (step {fmt(best.get('step'))})" if best else "-"),
+        ("best test/loss", f"{fmt(best['test/loss'])} nats/char = {fmt(best['test/loss'] / LN2)} bpc, "
+                           f"at epoch {param_text(best.get('epoch'))} (step {fmt(best.get('step'))})" if best else "-"),
         ("final test/loss", fmt(data.final_test_loss)),
-        ("last eval", ", ".join(f"{k} {fmt(v)}" for k, v in data.evals[-1].items() if k.startswith("test/")) if data.evals else "-"),
+        ("last eval", ", ".join(f"{k} {fmt(v)}" for k, v in data.evals[-1].items() if k.startswith("test/"))
+         if data.evals else "-"),
         ("trained", f"{fmt(data.last_step)} steps"
          + (f", {summary.chars:,} chars in {fmt(summary.seconds, 1)} s on {summary.device}" if summary.chars else "")),
-        ("model", f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')} LSTM, embed {cfg.get('embed', '?')}, dropout {cfg.get('dropout', '?')}"),
+        ("model", f"{cfg.get('layers', '?')}×{cfg.get('hidden', '?')} LSTM, embed {cfg.get('embed', '?')}, "
+                  f"dropout {cfg.get('dropout', '?')}"),
         ("rejected epochs", ", ".join(f"{e} (step {s:g})" for s, e in rejections(data.history)) or "none"),
-        ("W&B", f"{summary.wandb_mode or '-'} {summary.wandb_dir or ''}".strip() + (f", sweep {summary.sweep_id}" if summary.sweep_id else "")),
+        ("W&B", f"{summary.wandb_mode or '-'} {summary.wandb_dir or ''}".strip()
+         + (f", sweep {summary.sweep_id}" if summary.sweep_id else "")),
         ("updated", data.updated),
     ]
     lines += ["| | |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in facts), ""]
-    lines += ["## Figures", "", *(f"![{name[:-4]}]({name})" for name in FIGURES), "", "Samples across epochs: [samples.md](samples.md).", ""]
+    lines += ["## Figures", "", *(f"![{name[:-4]}]({name})" for name in FIGURES), "",
+              "Samples across epochs: [samples.md](samples.md).", ""]
     lines += ["## Artifact versions", ""]
     if data.versions:
         lines += ["| version | epoch | step | test/loss | aliases |", "|---|---|---|---|---|"]
-        lines += [f"| {_cell(v['name'])} | {param_text(v['epoch'])} | {fmt(v['step'])} | {fmt(v['test_loss'])} | {_cell(v['aliases'])} |" for v in data.versions]
+        lines += [f"| {_cell(v['name'])} | {param_text(v['epoch'])} | {fmt(v['step'])} | {fmt(v['test_loss'])} "
+                  f"| {_cell(v['aliases'])} |" for v in data.versions]
     else:
         lines += ["No checkpoint published yet (one is published at the end of every epoch)."]
-    lines += ["", "## Config", "", "| key | value |", "|---|---|", *(f"| {k} | {_cell(repr(v) if isinstance(v, str) else v)} |" for k, v in cfg.items()), ""]
+    lines += ["", "## Config", "", "| key | value |", "|---|---|",
+              *(f"| {k} | {_cell(repr(v) if isinstance(v, str) else v)} |" for k, v in cfg.items()), ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ A sweep directory (written by `charexp sweep`) holds sweep.yaml and state.json:
 {"sweep_id", "project", "method", "metric": {"name", "goal"}, "config", "created", "finished",
  "runs": [{"run_id", "params", "state", "exit_code", "metric", "summary", "run_dir", "log", ...}]}.
 This module writes SWEEP_DIR/report/: <run_id>/ (the single-run report), test_loss_all.png,
-final_test_loss_vs_<param>.png for each swept parameter, and runs.md.
+final_test_loss_vs_<param>.png for each swept parameter, parallel_coordinates.png, and runs.md (with
+where to look next, edges.py, and the parameter-importance table, importance.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any, Callable
 
 from charexp.atomic import atomic_write_text
 from charexp.numbers import finite_or_none
+from charexp.report.edges import edge_notes, edges_markdown
 from charexp.report.groups import build_groups, groups_markdown, plot_groups
+from charexp.report.importance import Importance, importance_markdown, param_importance
+from charexp.report.parallel import plot_parallel
 from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, scale_to_training, series, use_log_x
 from charexp.report.run import RunData, is_run_dir, load_run, write_report
 from charexp.summary_view import fmt, metric_sort_key, param_text, swept_keys
@@ -24,6 +28,14 @@ from charexp.sweep.state import RunRecord, SweepState, load_state
 
 DONE_STATES = ("finished",)
 LEGEND_RUNS = 8  # runs named on a comparison figure; more would hide the curves
+
+
+@dataclass
+class Guidance:
+    """What the report says about the next sweep: edge lines and the parameter-importance table."""
+
+    edges: list[str]
+    importance: Importance
 
 
 @dataclass
@@ -99,7 +111,8 @@ def plot_test_loss_all(runs: list[SweepRun], params: list[str], path: Path) -> P
     curves = [(run, *series(run.data.history, "test/loss")) for run in runs if run.data]
     curves = sorted((c for c in curves if c[1]), key=lambda c: min(c[2]))
     more = len(curves) > LEGEND_RUNS
-    fig, ax = new_figure(f"test loss of every run{f' (the best {LEGEND_RUNS} in colour)' if more else ''}", "step", "test/loss (nats per char)")
+    fig, ax = new_figure(f"test loss of every run{f' (the best {LEGEND_RUNS} in colour)' if more else ''}", "step",
+                         "test/loss (nats per char)")
     for rank, (run, xs, ys) in enumerate(curves):
         if rank < LEGEND_RUNS:
             label = " ".join(f"{p}={param_text(run.params.get(p))}" for p in params)
@@ -133,20 +146,23 @@ def plot_param(name: str, runs: list[SweepRun], path: Path) -> Path:
         xs = [float(labels.index(str(v))) for v in values]
         ax.set_xticks(range(len(labels)), labels)
         ax.set_xlim(-0.5, len(labels) - 0.5)
-    for done, marker, label, colour in ((True, "o", "finished", "tab:blue"), (False, "x", "stopped early / failed", "tab:red")):
+    kinds = ((True, "o", "finished", "tab:blue"), (False, "x", "stopped early / failed", "tab:red"))
+    for done, marker, label, colour in kinds:
         chosen = [(x, run.final_test_loss) for x, run in zip(xs, runs) if (run.state in DONE_STATES) == done]
         if chosen:
             ax.scatter(*zip(*chosen), marker=marker, s=40, label=label, color=colour)
     if len(runs) <= LEGEND_RUNS:  # name the points while the names stay legible
         for x, run in zip(xs, runs):
-            ax.annotate(run.run_id, (x, run.final_test_loss), xytext=(4, 4), textcoords="offset points", fontsize=7, color="0.35")
+            ax.annotate(run.run_id, (x, run.final_test_loss), xytext=(4, 4), textcoords="offset points", fontsize=7,
+                        color="0.35")
     ax.legend(loc="best", fontsize=8)
     bpc_axis(ax)
     return save(fig, path)
 
 
 # --- markdown ---------------------------------------------------------------------------------
-def runs_markdown(state: SweepState, runs: list[SweepRun], params: list[str], figures: list[str], sweep_dir: Path) -> str:
+def runs_markdown(state: SweepState, runs: list[SweepRun], params: list[str], figures: list[str], sweep_dir: Path,
+                  sections: str = "") -> str:
     metric = state.metric or {}
     name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
     ranked = sorted(runs, key=lambda r: metric_sort_key(metric_of(r, name, goal), goal))
@@ -159,22 +175,39 @@ def runs_markdown(state: SweepState, runs: list[SweepRun], params: list[str], fi
              f"{len(runs)} runs: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none") + ".", ""]
     if ranked and metric_of(ranked[0], name, goal) is not None:
         best = ranked[0]
+        values = ", ".join(f"{p}={param_text(best.params.get(p))}" for p in params)
         lines += [f"Best: run **{best.run_id}** with {name} = {fmt(metric_of(best, name, goal))}"
-                  + (f" ({', '.join(f'{p}={param_text(best.params.get(p))}' for p in params)})" if params else "") + ".", ""]
-    lines += ["| # | run | state | " + " | ".join(params + [f"{name} ({goal})", "best test/loss (bpc)", "final test/loss", "exit", "report"]) + " |",
-              "|---" * (9 + len(params) - 1) + "|"]
+                  + (f" ({values})" if params else "") + ".", ""]
+    columns = params + [f"{name} ({goal})", "best test/loss (bpc)", "final test/loss", "exit", "report"]
+    lines += ["| # | run | state | " + " | ".join(columns) + " |", "|---" * (9 + len(params) - 1) + "|"]
     for rank, run in enumerate(ranked, start=1):
         best = run.best_test_loss
-        cells = [str(rank), run.run_id, run.state, *(param_text(run.params.get(p)) for p in params), fmt(metric_of(run, name, goal)),
-                 f"{fmt(best)} ({fmt(best / LN2, 3)})" if best is not None else "-", fmt(run.final_test_loss), fmt(run.entry.exit_code),
+        cells = [str(rank), run.run_id, run.state, *(param_text(run.params.get(p)) for p in params),
+                 fmt(metric_of(run, name, goal)), f"{fmt(best)} ({fmt(best / LN2, 3)})" if best is not None else "-",
+                 fmt(run.final_test_loss), fmt(run.entry.exit_code),
                  f"[summary]({_slug(run.run_id)}/summary.md)" if run.data else _log_link(run, sweep_dir)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines += ["", "## Figures", "", *(f"![{f[:-4]}]({f})" for f in figures), ""]
+    lines += ["", sections, "## Figures", "", *(f"![{f[:-4]}]({f})" for f in figures), ""]
     return "\n".join(lines)
 
 
-def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | None = None) -> tuple[Path, SweepState, list[SweepRun]]:
-    """Write SWEEP_DIR/report/ and return it, with the state and runs it was built from.
+def tried_runs(state: SweepState, runs: list[SweepRun]) -> list[tuple[dict[str, Any], float | None]]:
+    """(params, metric) of every run that was started; the metric is None for a run without one (failed, say)."""
+    metric = state.metric or {}
+    name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
+    return [(run.params, metric_of(run, name, goal)) for run in runs if run.state != "pending"]
+
+
+def guidance(state: SweepState, runs: list[SweepRun], params: list[str]) -> Guidance:
+    metric = state.metric or {}
+    tried = tried_runs(state, runs)
+    return Guidance(edge_notes(tried, params, metric.get("goal", "minimize")),
+                    param_importance(tried, params, metric.get("name", "test/loss")))
+
+
+def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | None = None
+                       ) -> tuple[Path, SweepState, list[SweepRun], Guidance]:
+    """Write SWEEP_DIR/report/ and return it, with the state and runs it was built from and its guidance.
     `progress(done, total)` is called after each run's report."""
     path = Path(path)
     state, runs = load_sweep(path)
@@ -189,15 +222,20 @@ def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | 
     figures = [plot_test_loss_all(runs, params, out / "test_loss_all.png").name]
     for name in params:
         figures.append(plot_param(name, runs, out / f"final_test_loss_vs_{_slug(name)}.png").name)
-    text = runs_markdown(state, runs, params, figures, path)
     metric = state.metric or {}
     name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
+    if params:
+        parallel = plot_parallel(tried_runs(state, runs), params, name, goal, out / "parallel_coordinates.png")
+        figures.append(parallel.name)
+    advice = guidance(state, runs, params)
+    sections = edges_markdown(advice.edges, params) + "\n" + importance_markdown(advice.importance) + "\n"
+    text = runs_markdown(state, runs, params, figures, path, sections)
     groups = build_groups(runs, params, lambda run: metric_of(run, name, goal), goal)
     if any(len(g.run_ids) > 1 for g in groups):  # replicates (runs that differ only in seed): their mean and spread
         figure = plot_groups(groups, out / "test_loss_groups.png").name
         text += "\n" + groups_markdown(groups, name, goal) + f"\n![{figure[:-4]}]({figure})\n"
     atomic_write_text(out / "runs.md", text)
-    return out, state, runs
+    return out, state, runs, advice
 
 
 def _finished(value: Any) -> str:

@@ -24,7 +24,8 @@ def check_primes(primes: list[str], vocab: Vocab) -> None:
             )
 
 
-def pick_next(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None, unk: int = 1) -> torch.Tensor:
+def pick_next(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator | None,
+              unk: int = 1) -> torch.Tensor:
     logits = logits.float() / temperature
     logits[..., unk] = float("-inf")  # the unknown-character symbol is for scoring, never for writing
     if 0 < top_k < logits.size(-1):
@@ -63,7 +64,8 @@ def generate(
     done = torch.zeros(len(primes), dtype=torch.bool, device=device)
     for t in range(shortest, max(max_len, width)):
         drawn = pick_next(logits, temperature, top_k, generator)
-        token = torch.where(t < prime_lens, prime_ids[:, t], drawn) if t < width else drawn  # longer primes still being read
+        # longer primes are still being read
+        token = torch.where(t < prime_lens, prime_ids[:, t], drawn) if t < width else drawn
         token = token.masked_fill(done, vocab.eol)
         done |= token == vocab.eol
         out.append(token)

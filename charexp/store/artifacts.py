@@ -1,9 +1,9 @@
 """Local artifact store: artifacts/<collection>/v<N>/ checkpoint directories, plus index.json.
 
-It keeps the same versions and aliases that the W&B run logs (latest, epoch-N, best-test-loss),
-because offline W&B cannot read artifacts back. A file lock serialises writers, so concurrent
-runs never lose a version and `best-test-loss` always lands on the true minimum of its test set
-(charexp.store.best says which versions compete).
+It keeps the same versions and aliases that the W&B run logs (latest, epoch-N, best-test-loss, and
+run-<run_id> on each run's newest version), because offline W&B cannot read artifacts back. A file lock
+serialises writers, so concurrent runs never lose a version and `best-test-loss` always lands on the true
+minimum of its test set (charexp.store.best says which versions compete).
 """
 
 from __future__ import annotations
@@ -24,11 +24,19 @@ from charexp.store.best import BEST, best_alias, best_of, fingerprint_id
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 INDEX = "index.json"
+RUN_PREFIX = "run-"  # run-<run_id>: a valid W&B alias too (W&B forbids only '/' and ':' in aliases)
+
+
+def run_alias(run_id: object) -> str | None:
+    """The run-scoped alias of a run's newest version, or None for a run id that cannot be an alias."""
+    alias = f"{RUN_PREFIX}{run_id}"
+    return alias if isinstance(run_id, str) and run_id and NAME.match(alias) and ".." not in alias else None
 
 
 def check_name(name: str, what: str = "artifact name") -> str:
     if not NAME.match(name) or ".." in name:
-        raise CharexpError(f"{what} {name!r} is not allowed; use letters, digits, '.', '_' and '-' only (no path separators)")
+        raise CharexpError(f"{what} {name!r} is not allowed; "
+                           "use letters, digits, '.', '_' and '-' only (no path separators)")
     return name
 
 
@@ -39,6 +47,20 @@ class Version:
     path: Path
     aliases: tuple[str, ...]
     meta: dict[str, Any]
+
+
+def index_problem(index: Any) -> str | None:
+    """What makes a parsed index.json unusable, or None: everything else trusts this shape."""
+    if not isinstance(index, dict):
+        return "not a JSON object"
+    aliases, versions = index.get("aliases"), index.get("versions")
+    if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+        return "its aliases are not a map of names to versions"
+    if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
+        return "its versions are not a list of entries"
+    if not all(isinstance(v.get("version"), str) and re.fullmatch(r"v\d+", v["version"]) for v in versions):
+        return "a version entry has no name of the form vN"
+    return None
 
 
 class ArtifactStore:
@@ -57,8 +79,12 @@ class ArtifactStore:
             index = json.loads(self.index_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {"collection": self.name, "type": "model", "aliases": {}, "versions": []}
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CharexpError(f"{self.index_path} is corrupt; restore it from backup or move {self.dir} aside") from None
+        except (ValueError, UnicodeDecodeError, RecursionError):  # JSONDecodeError is a ValueError; so are huge ints
+            raise CharexpError(f"{self.index_path} is corrupt (not valid JSON); "
+                               f"restore it from backup or move {self.dir} aside") from None
+        if problem := index_problem(index):
+            raise CharexpError(f"{self.index_path} is corrupt ({problem}); "
+                               f"restore it from backup or move {self.dir} aside")
         return index
 
     def _clean_orphans(self, index: dict[str, Any]) -> None:
@@ -102,9 +128,10 @@ class ArtifactStore:
             twin = self._twin(index, self.dir / version, meta)
             if twin is not None:  # a resumed run repeating a publish it made before it was killed
                 shutil.rmtree(self.dir / version, ignore_errors=True)
-                return Version(self.name, twin["version"], self.dir / twin["version"], self.aliases_of(index, twin["version"]), twin)
+                return self._version(index, twin)
             index["versions"].append({"version": version, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-            final_aliases = list(dict.fromkeys(["latest", *aliases]))
+            scoped = run_alias(meta.get("run_id"))  # moves with the run, as latest moves with the collection
+            final_aliases = list(dict.fromkeys(["latest", *([scoped] if scoped else []), *aliases]))
             for alias in final_aliases:
                 index["aliases"][alias] = version
             final_aliases += self._move_best(index, fingerprint_id(meta), version)
@@ -151,30 +178,76 @@ class ArtifactStore:
             if not meta.get("run_id") or (entry.get("run_id"), entry.get("step")) != (meta["run_id"], meta.get("step")):
                 continue
             old = self.dir / entry["version"]
-            if old.is_dir() and sorted(p.name for p in old.iterdir()) == names and all((old / n).read_bytes() == (new / n).read_bytes() for n in names):
+            same_files = old.is_dir() and sorted(p.name for p in old.iterdir()) == names
+            if same_files and all((old / n).read_bytes() == (new / n).read_bytes() for n in names):
                 return entry
         return None
 
     def aliases_of(self, index: dict[str, Any], version: str) -> tuple[str, ...]:
         return tuple(a for a, v in index["aliases"].items() if v == version)
 
+    def _version(self, index: dict[str, Any], entry: dict[str, Any]) -> Version:
+        name = entry["version"]
+        return Version(self.name, name, self.dir / name, self.aliases_of(index, name), entry)
+
     def versions(self) -> list[Version]:
         index = self.read_index()
-        return [Version(self.name, v["version"], self.dir / v["version"], self.aliases_of(index, v["version"]), v) for v in index["versions"]]
+        return [self._version(index, v) for v in index["versions"]]
 
     def resolve(self, alias: str) -> Version:
         """`latest`, `best-test-loss`, `epoch-3` or `v4` to a version directory."""
         index = self.read_index()
         version = index["aliases"].get(alias, alias if re.fullmatch(r"v\d+", alias) else None)
-        if version is not None and not re.fullmatch(r"v\d+", str(version)):  # a hand-edited index must not lead outside the store
-            raise CharexpError(f"{self.index_path} is corrupt ({alias!r} points at {version!r}, not a version like v3); restore it or move {self.dir} aside")
+        if version is not None and not re.fullmatch(r"v\d+", str(version)):  # a hand-edited index must not lead out
+            raise CharexpError(f"{self.index_path} is corrupt ({alias!r} points at {version!r}, "
+                               f"not a version like v3); restore it or move {self.dir} aside")
         entry = next((v for v in index["versions"] if v["version"] == version), None)
         if entry is None:
             if not index["versions"]:
-                raise CharexpError(f"the local artifact collection '{self.name}' under {self.root} is empty; train a model first (python train.py --config configs/quick.yaml)")
-            names = sorted(index["aliases"], key=_alias_order) + [v["version"] for v in index["versions"]]
-            raise CharexpError(f"'{self.name}' has no version or alias {alias!r}; it has: {', '.join(names)}")
-        return Version(self.name, version, self.dir / version, self.aliases_of(index, version), entry)
+                raise CharexpError(f"the local artifact collection '{self.name}' under {self.root} is empty; "
+                                   "train a model first (python train.py --config configs/quick.yaml)")
+            raise CharexpError(f"'{self.name}' has no version or alias {alias!r}; it has: {self.listing(index)}")
+        return self._version(index, entry)
+
+    def listing(self, index: dict[str, Any]) -> str:
+        """Its aliases (run-scoped ones left out: the runs say it), then its versions grouped by run, e.g.
+        "latest, best-test-loss, epoch-1; versions by run: a1b2c3d4 (v0, v1), e5f6g7h8 (v2)"."""
+        names = sorted((a for a in index["aliases"] if not a.startswith(RUN_PREFIX)), key=_alias_order)
+        runs: dict[str, list[str]] = {}
+        for entry in index["versions"]:
+            runs.setdefault(str(entry.get("run_id") or "unknown run"), []).append(entry["version"])
+        by_run = ", ".join(f"{run} ({', '.join(versions)})" for run, versions in runs.items())
+        return f"{', '.join(names)}; versions by run: {by_run}"
+
+    def run_versions(self, run_id: str, index: dict[str, Any] | None = None) -> list[Version]:
+        """The versions one run published, oldest first."""
+        index = self.read_index() if index is None else index
+        return [self._version(index, v) for v in index["versions"] if v.get("run_id") == run_id]
+
+    def resolve_in_run(self, run_id: str, alias: str) -> Version:
+        """ALIAS among one run's versions: latest (its newest), best-test-loss (its lowest finite test loss, the
+        earliest on a tie), epoch-N or vN."""
+        index = self.read_index()
+        mine = self.run_versions(run_id, index)
+        if not mine:
+            runs = ", ".join(dict.fromkeys(str(v["run_id"]) for v in index["versions"] if v.get("run_id"))) or "none"
+            raise CharexpError(f"no version in '{self.name}' under {self.root} comes from run {run_id!r}; "
+                               f"runs with versions here: {runs}")
+        found: Version | None = None
+        if alias == "latest":
+            found = mine[-1]
+        elif alias == BEST:
+            best = best_of([v.meta for v in mine], fingerprint_id(mine[-1].meta))
+            found = next((v for v in mine if best is not None and v.version == best["version"]), None)
+        else:
+            epoch = re.fullmatch(r"epoch-(\d+)", alias)
+            found = next((v for v in reversed(mine)
+                          if (epoch and v.meta.get("epoch") == int(epoch[1])) or v.version == alias), None)
+        if found is None:
+            have = ", ".join(f"{v.version} (epoch {v.meta.get('epoch')})" for v in mine)
+            raise CharexpError(f"run {run_id!r} has no version {alias!r} in '{self.name}'; "
+                               f"use latest, {BEST}, epoch-N or one of its versions: {have}")
+        return found
 
 
 def _alias_order(alias: str) -> tuple[int, str]:

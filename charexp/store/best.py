@@ -42,12 +42,15 @@ def is_best_alias(alias: str) -> bool:
 
 
 def describe_test_set(test_set: dict[str, Any] | None) -> str:
-    """One human line: 'test set 3f2a9c1d (tiny.csv sha256 ab12cd34…, split episode, test_fraction 0.1, split_seed 0, 40 symbols)'."""
+    """One human line: 'test set 3f2a9c1d (tiny.csv sha256 ab12cd34…, split episode, test_fraction 0.1,
+    split_seed 0, 40 symbols)'."""
     if not isinstance(test_set, dict) or not test_set.get("id"):
         return "an unknown test set (a version written before test sets were recorded)"
     sha = str(test_set.get("corpus_sha256", ""))[:8]
-    return (f"test set {str(test_set['id'])[:ID_CHARS]} ({test_set.get('corpus', '?')} sha256 {sha}…, split {test_set.get('split')}, "
-            f"test_fraction {test_set.get('test_fraction')}, split_seed {test_set.get('seed')}, {test_set.get('vocab_size')} symbols)")  # 'seed': the split's
+    get = test_set.get
+    return (f"test set {str(test_set['id'])[:ID_CHARS]} ({get('corpus', '?')} sha256 {sha}…, split {get('split')}, "
+            f"test_fraction {get('test_fraction')}, split_seed {get('seed')}, "  # 'seed' is the split's
+            f"{get('vocab_size')} symbols)")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def best_of(entries: list[dict[str, Any]], test_set: str | None) -> dict[str, An
     """The index entry (oldest first) with the lowest finite test loss among those of `test_set`."""
     best: dict[str, Any] | None = None
     for entry in entries:
-        if fingerprint_id(entry) == test_set and finite(entry.get("test_loss")) and (best is None or entry["test_loss"] < best["test_loss"]):
+        if fingerprint_id(entry) != test_set or not finite(entry.get("test_loss")):
+            continue
+        if best is None or entry["test_loss"] < best["test_loss"]:
             best = entry
     return best

@@ -17,7 +17,7 @@ import torch
 
 from charexp.atomic import atomic_write_bytes, fsync_dir, make_temp_dir
 from charexp.config import Config, stored_config
-from charexp.data.corpus import Vocab
+from charexp.data.corpus import EOL, UNK, Vocab
 from charexp.errors import CharexpError, disk_error
 from charexp.model import CharLSTM
 
@@ -35,6 +35,7 @@ class Checkpoint:
     meta: dict[str, Any]
     path: Path
     source: str | None = None  # how a reference found it (charexp.store.references.Resolved.note)
+    adopted: tuple[str, ...] = ()  # config keys a run starting from it took from it (charexp.train.init_from)
 
 
 def write_checkpoint(dest: Path, model: CharLSTM, config: Config, vocab: Vocab, meta: dict[str, Any]) -> Path:
@@ -79,16 +80,20 @@ def _version() -> str:
 def read_meta(path: Path) -> dict[str, Any]:
     meta_path = Path(path) / META
     if not meta_path.is_file():
-        raise CharexpError(f"{path} is not a charexp checkpoint (no {META}); pass a checkpoint directory or an artifact reference such as best-test-loss")
+        raise CharexpError(f"{path} is not a charexp checkpoint (no {META}); "
+                           "pass a checkpoint directory or an artifact reference such as best-test-loss")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, an int past 4300 digits, nesting too deep
         raise CharexpError(f"{meta_path} is corrupt (not valid JSON); pick another checkpoint version") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("vocab"), list):
         raise CharexpError(f"{meta_path} is not a {FORMAT} file; pick another checkpoint version")
     vocab = meta["vocab"]
-    if not isinstance(meta.get("config"), dict) or not all(isinstance(c, str) and len(c) == 1 for c in vocab) or len(set(vocab)) != len(vocab):
-        raise CharexpError(f"{meta_path} is damaged (its config or vocabulary is malformed); pick another checkpoint version")
+    chars_ok = all(isinstance(c, str) and len(c) == 1 for c in vocab) and len(set(vocab)) == len(vocab)
+    chars_ok = chars_ok and vocab[:2] == [EOL, UNK]  # every Vocab starts so: sampling stops at index 0
+    if not isinstance(meta.get("config"), dict) or not chars_ok:
+        raise CharexpError(f"{meta_path} is damaged (its config or vocabulary is malformed); "
+                           "pick another checkpoint version")
     return meta
 
 
@@ -102,24 +107,56 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
         kind = "a file" if path.exists() else "missing"
         raise CharexpError(f"checkpoint {path} is {kind}; a checkpoint is a directory holding {WEIGHTS} and {META}")
     meta = read_meta(path)
-    config = stored_config(meta["config"], source=str(path / META), fix="the checkpoint is inconsistent, pick another checkpoint version")
+    config = stored_config(meta["config"], source=str(path / META),
+                           fix="the checkpoint is inconsistent, pick another checkpoint version")
     vocab = Vocab(tuple(meta["vocab"]))
     weights = path / WEIGHTS
     if not weights.is_file():
         raise CharexpError(f"checkpoint {path} has no {WEIGHTS}; pick another checkpoint version")
     try:
+        check_tensors(weights, config, len(vocab))  # from the header alone, before anything is allocated
         state = load_file(str(weights), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CharexpError(f"{weights} is not a readable safetensors file ({str(err).splitlines()[0][:80]}); it may be truncated or not a charexp checkpoint") from None
+        raise CharexpError(f"{weights} is not a readable safetensors file ({_first_line(err)}); "
+                           "it may be truncated or not a charexp checkpoint, pick another checkpoint version") from None
+    bad = next((name for name, tensor in state.items() if not torch.isfinite(tensor).all()), None)
+    if bad is not None:
+        raise CharexpError(f"{weights} holds NaN or infinite weights (in {bad}); "
+                           "the run diverged before it was saved, pick another checkpoint version")
     model = CharLSTM.from_config(config, len(vocab))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError:
-        raise CharexpError(
-            f"the weights in {weights} do not match the architecture in its config "
-            f"(layers={config.layers}, hidden={config.hidden}, embed={config.embed}, vocab={len(vocab)}); the checkpoint is inconsistent"
-        ) from None
+    model.load_state_dict(state, strict=True)  # names, shapes and dtypes were checked above
     return Checkpoint(model.to(device), config, vocab, meta, path)
+
+
+def check_tensors(weights: Path, config: Config, vocab_size: int) -> None:
+    """The names, shapes and dtypes in the safetensors header are exactly those of the config's model (built on
+    the meta device: no memory), so a lying config or header is refused before any allocation."""
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        expected = CharLSTM.from_config(config, vocab_size).state_dict()
+    with safe_open(str(weights), framework="pt") as f:
+        found = {name: f.get_slice(name) for name in f.keys()}
+    problem = None
+    if set(found) != set(expected):
+        extra, missing = sorted(set(found) - set(expected)), sorted(set(expected) - set(found))
+        problem = f"extra tensor {extra[0]}" if extra else f"no tensor {missing[0]}"
+    else:
+        for name, tensor in expected.items():
+            shape, dtype = list(found[name].get_shape()), found[name].get_dtype()
+            if shape != list(tensor.shape) or dtype != "F32":
+                problem = f"{name} is {dtype} {shape}, not F32 {list(tensor.shape)}"
+                break
+    if problem:
+        raise CharexpError(
+            f"the weights in {weights} do not match the architecture in its config (layers={config.layers}, "
+            f"hidden={config.hidden}, embed={config.embed}, vocab={vocab_size}; {problem}); the checkpoint is "
+            "inconsistent, pick another checkpoint version")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:80] if lines else type(err).__name__
 
 
 @dataclass
@@ -171,7 +208,8 @@ def load_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses pickled code; any failure means "unusable"
-        raise CharexpError(f"resume state {path} cannot be read safely ({type(err).__name__}); start a new run instead") from None
+        raise CharexpError(f"resume state {path} cannot be read safely ({type(err).__name__}); "
+                           "start a new run instead") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CharexpError(f"{path} is not a charexp resume state; start a new run instead")
     return state

@@ -16,15 +16,25 @@ EXIT_CODES = {"finished": 0, "failing": 1, "interrupted": 130}
 
 @app.command("sweep")
 def sweep(
-    config: Optional[Path] = typer.Argument(None, metavar="SWEEP.yaml", help="a W&B sweep YAML, e.g. sweeps/lr.yaml (run from the directory its program path is relative to)"),
-    count: Optional[int] = typer.Option(None, "--count", help="stop after this many runs in the sweep (like wandb agent --count)"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="runs in parallel; default: one per GPU, else 1 (CPU threads are shared out)"),
-    project: Optional[str] = typer.Option(None, "--project", help="W&B project the runs join; default: the YAML's project, else 'charexp'"),
+    config: Optional[Path] = typer.Argument(
+        None, metavar="SWEEP.yaml",
+        help="a W&B sweep YAML, e.g. sweeps/lr.yaml (run from the directory its program path is relative to)"),
+    count: Optional[int] = typer.Option(
+        None, "--count", help="stop after this many runs in the sweep (like wandb agent --count)"),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="runs in parallel; default: one per GPU, else 1 (CPU threads are shared out)"),
+    project: Optional[str] = typer.Option(
+        None, "--project", help="W&B project the runs join; default: the YAML's project, else 'charexp'"),
     parent: Path = typer.Option(Path("sweep-runs"), "--dir", help="where the sweep directory <sweep_id>/ goes"),
-    resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="continue a sweep whose runner was stopped or killed"),
-    upload: Optional[Path] = typer.Option(None, "--upload", metavar="SWEEP_DIR", help="upload an offline sweep's ended runs to W&B (wandb sync; tagged sweep-<id>); needs wandb login"),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", metavar="SWEEP_DIR", help="continue a sweep whose runner was stopped or killed"),
+    upload: Optional[Path] = typer.Option(
+        None, "--upload", metavar="SWEEP_DIR",
+        help="upload an offline sweep's ended runs to W&B (wandb sync; tagged sweep-<id>); needs wandb login"),
     dry_run: bool = typer.Option(False, "--dry-run", help="with --upload: show what would be uploaded, upload nothing"),
-    entity: Optional[str] = typer.Option(None, "--entity", help="with --upload: the W&B entity to upload into; default: the YAML's entity, else your own"),
+    entity: Optional[str] = typer.Option(
+        None, "--entity",
+        help="with --upload: the W&B entity to upload into; default: the YAML's entity, else your own"),
 ) -> None:
     """Run a sweep offline: W&B's engine proposes (grid, random, bayes; hyperband stops), each run
     starts exactly as `wandb agent` would start it, and metrics come from the runs' own W&B files.
@@ -33,12 +43,14 @@ def sweep(
     """
     if upload is not None:
         if config is not None or resume is not None:
-            raise CharexpError("--upload SWEEP_DIR takes no sweep YAML and no --resume; run charexp sweep --upload sweep-runs/<sweep_id> alone")
+            raise CharexpError("--upload SWEEP_DIR takes no sweep YAML and no --resume; "
+                               "run charexp sweep --upload sweep-runs/<sweep_id> alone")
         from charexp.sweep.upload import upload as upload_sweep
 
         raise typer.Exit(upload_sweep(upload, dry_run=dry_run, project=project, entity=entity))
     if (config is None) == (resume is None):
-        raise CharexpError("give either a sweep YAML (charexp sweep sweeps/lr.yaml) or --resume SWEEP_DIR, not both or neither")
+        raise CharexpError("give either a sweep YAML (charexp sweep sweeps/lr.yaml) or --resume SWEEP_DIR, "
+                           "not both or neither")
     if workers is not None and workers < 1:
         raise CharexpError(f"--workers must be at least 1 (got {workers})")
     if count is not None and count < 1:
@@ -50,21 +62,20 @@ def sweep(
 def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = None, workers: int | None = None,
               project: str | None = None, parent: Path = Path("sweep-runs")) -> str:
     """Create (or reload) the sweep directory, run the sweep, print the table; returns the outcome."""
-    import sys
-
-    from rich.console import Console
 
     from charexp.atomic import atomic_write_text
+    from charexp.console import make_console
     from charexp.sweep.launch import visible_gpus, wandb_root
     from charexp.sweep.runner import SweepRunner
     from charexp.sweep.spec import load_sweep_spec, read_sweep_yaml, spec_from_config
     from charexp.sweep.state import SWEEP_YAML, SweepState, load_state, new_id, now_iso, save_state, to_plain
-    from charexp.sweep.table import print_report
+    from charexp.sweep.table import check_metric_seen, print_report
     from charexp.wandb_env import check_wandb_env, has_api_key
 
-    check_wandb_env(overrides=None if has_api_key() else {"WANDB_MODE": "offline"})  # what each run's wandb.init will read, before any file is written
+    # what each run's wandb.init will read, checked before any file is written
+    check_wandb_env(overrides=None if has_api_key() else {"WANDB_MODE": "offline"})
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = make_console(stderr=False)  # the sweep's table and lines are its output, on stdout as before
     if resume is not None:
         sweep_dir = resume
         state = load_state(sweep_dir)
@@ -77,6 +88,7 @@ def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = N
         if state.finished:
             console.print(f"sweep {state.sweep_id} already finished", highlight=False)
             print_report(state, console, sweep_dir)
+            check_metric_seen(state)
             return "finished"
     else:
         spec = load_sweep_spec(config, project)  # refuses bad input before anything is written
@@ -91,16 +103,24 @@ def run_sweep(config: Path | None, resume: Path | None, *, count: int | None = N
                            wandb_dir=str(wandb_root()), count=count, workers=workers or max(1, len(gpus)))
         save_state(sweep_dir, state)
     offline = not has_api_key()
-    caps = [f"{n} {v}" for n, v in (("count", state.count), ("run_cap", spec.run_cap), ("target", spec.target)) if v is not None]
+    limits = (("count", state.count), ("run_cap", spec.run_cap), ("target", spec.target))
+    caps = [f"{n} {v}" for n, v in limits if v is not None]
+    if offline:
+        wandb = f"offline (no API key; upload later with: charexp sweep --upload {sweep_dir})"
+    else:
+        wandb = "as configured (API key found)"
     console.print(f"sweep [bold]{state.sweep_id}[/bold] ({'resumed' if resume else 'new'}): {spec.method} over "
-                  f"{', '.join(spec.params)}; {state.workers} worker(s); project {state.project}; "
-                  f"W&B {'offline (no API key; upload later with: charexp sweep --upload ' + str(sweep_dir) + ')' if offline else 'as configured (API key found)'}"
-                  f"{'; ' + ', '.join(caps) if caps else ''}\n  directory {sweep_dir}  (resume with: charexp sweep --resume {sweep_dir})",
+                  f"{', '.join(spec.params)}; {state.workers} worker(s); project {state.project}; W&B {wandb}"
+                  f"{'; ' + ', '.join(caps) if caps else ''}\n"
+                  f"  directory {sweep_dir}  (resume with: charexp sweep --resume {sweep_dir})",
                   highlight=False)
     if spec.method != "grid" and not caps:
-        console.print(f"  {spec.method} search has no end of its own: stop it with Ctrl-C, or set --count / run_cap", highlight=False)
+        console.print(f"  {spec.method} search has no end of its own: stop it with Ctrl-C, or set --count / run_cap",
+                      highlight=False)
     outcome = SweepRunner(spec, state, sweep_dir, console, offline).run()
     print_report(state, console, sweep_dir)
     if outcome == "interrupted":
         console.print(f"interrupted: continue with  charexp sweep --resume {sweep_dir}", highlight=False)
+    else:
+        check_metric_seen(state)  # every run has ended: a metric no run logged is an error, not a quiet exit 0
     return outcome

@@ -72,8 +72,10 @@ def expand_command(command: list[str], program: str | None, params: dict[str, An
     return argv
 
 
-def write_param_files(root: Path, sweep_id: str, run_id: str, params: dict[str, Any], command: list[str]) -> tuple[Path, Path]:
-    """wandb/sweep-<id>/config-<run>.yaml (and .json when the command uses ${args_json_file}), as the agent writes them."""
+def write_param_files(root: Path, sweep_id: str, run_id: str, params: dict[str, Any],
+                      command: list[str]) -> tuple[Path, Path]:
+    """wandb/sweep-<id>/config-<run>.yaml (and .json when the command uses ${args_json_file}), as the agent
+    writes them."""
     from wandb.sdk.lib import config_util
 
     folder = root / "wandb" / f"sweep-{sweep_id}"

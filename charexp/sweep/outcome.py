@@ -41,10 +41,14 @@ def settle(rec: RunRecord, code: int | None, *, interrupted: bool, finished_loca
     """
     rec.exit_code, rec.pid, rec.pid_start = code, None, None
     final = True
+    # hyperband judges a run by its logged metric, so its stop can land after the run's last step: it finished
+    late = "; hyperband's stop came after its last step" if rec.stop_requested else ""
     if code == 0:
-        rec.state, note = "finished", f"finished: {metric}"
+        rec.state, note = "finished", f"finished: {metric}{late}"
     elif code is None and finished_locally:
-        rec.state, note = "finished", f"finished while the runner was away: {metric}"
+        rec.state, note = "finished", f"finished while the runner was away: {metric}{late}"
+    elif rec.stop_requested and rec.summary.get("state") == "finished":  # train.py's own summary: done before it
+        rec.state, note = "finished", f"finished: {metric}{late} ({exit_description(code)} while it was closing)"
     elif rec.stop_requested:
         rec.state, note = "stopped", f"stopped early ({exit_description(code)}): {metric}"
     elif code is None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,6 @@ from charexp.sweep.launch import (
     log_tail,
     process_start_time,
     resource_env,
-    start,
     visible_gpus,
     wandb_files_dir,
 )
@@ -35,31 +32,21 @@ from charexp.sweep.outcome import settle
 from charexp.sweep.spec import SweepSpec
 from charexp.sweep.state import TERMINAL, RunRecord, SweepState, now_iso, save_state
 from charexp.sweep.watch import SweepRunFiles
+from charexp.sweep.workers import Workers
 from charexp.tracking.rundir import RunDir
 
 TICK_S = 0.1  # process exits are checked this often: the only per-run latency the runner adds
 POLL_S = 0.5  # the runs' W&B files are read this often (a stat per file when nothing changed)
-STAGGER_S = 1.0  # runs start at least this far apart, so their startup (imports, data loading) does not collide
 SAVE_EVERY_S = 2.0  # metric updates are saved at most this often (state changes are saved at once)
-KILL_AFTER_S = 120.0  # a stopped run that ignores SIGTERM this long gets SIGKILL
 
 
 class Interrupt(IntEnum):
-    """How far the user has asked the runner to stop: each Ctrl-C goes one level up (SIGTERM starts at STOP_RUNS)."""
+    """How far the user has asked the runner to stop: each Ctrl-C goes one level up (SIGTERM: STOP_RUNS)."""
 
     NONE = 0
     NO_NEW_RUNS = 1  # let the running runs end
     STOP_RUNS = 2  # SIGTERM them: they save their state and continue on --resume
     KILL_RUNS = 3  # SIGKILL them: they restart from their last saved state on --resume
-
-
-@dataclass
-class Active:
-    rec: RunRecord
-    proc: subprocess.Popen | None  # None: a run adopted from a runner that was killed
-    launched: float = -STAGGER_S
-    stop_sent: float | None = None
-    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM to the runner: continue it on --resume
 
 
 class SweepRunner:
@@ -68,8 +55,8 @@ class SweepRunner:
         self.cwd = Path(state.cwd)
         self.root = Path(state.wandb_dir)
         self.gpus = visible_gpus()
-        self.active: dict[str, Active] = {}
-        self.files = SweepRunFiles(wandb_files_dir(self.root), spec.metric_name, spec.goal)
+        self.workers = Workers()
+        self.files = SweepRunFiles(wandb_files_dir(self.root), spec.metric_name, spec.goal, say=self.say)
         self.exhausted = False
         self.target_hit: str | None = None
         self.failing = False
@@ -103,7 +90,8 @@ class SweepRunner:
 
     def waiting(self) -> list[RunRecord]:
         """Runs to (re)launch with their own id before any new proposal: requeued, or recorded but not started."""
-        return [r for r in self.state.runs if r.run_id not in self.active and (r.state == "pending" or (r.state == "preempted" and r.requeue))]
+        return [r for r in self.state.runs if r.run_id not in self.workers.active
+                and (r.state == "pending" or (r.state == "preempted" and r.requeue))]
 
     def propose(self) -> RunRecord | None:
         rec = propose(self.spec, self.state, self.files.watchers)
@@ -112,14 +100,8 @@ class SweepRunner:
             self.save()  # recorded before its process exists: a runner killed now relaunches it, never loses it
         return rec
 
-    def free_slot(self) -> int | None:
-        if len(self.active) >= self.state.workers:
-            return None
-        used = {a.rec.worker for a in self.active.values()}
-        return min(set(range(self.state.workers)) - used, default=None)
-
     def fill_slots(self) -> None:
-        while not self.starting() and (slot := self.free_slot()) is not None:
+        while not self.workers.starting() and (slot := self.workers.free_slot(self.state.workers)) is not None:
             waiting = self.waiting()
             rec = waiting[0] if waiting else (self.propose() if self.may_propose() else None)
             if rec is None:
@@ -129,32 +111,30 @@ class SweepRunner:
                 return
             self.launch(rec, slot)
 
-    def starting(self) -> bool:
-        """A run started less than STAGGER_S ago is still running: let it get going first."""
-        return any(time.monotonic() - a.launched < STAGGER_S for a in self.active.values())
-
-    # --- processes ---------------------------------------------------------------------------------
+    # --- runs starting and ending ------------------------------------------------------------------
     def launch(self, rec: RunRecord, slot: int) -> None:
         launch = build_launch(command=self.spec.command, program=self.spec.program, params=rec.params,
                               sweep_id=self.state.sweep_id, run_id=rec.run_id, project=self.state.project,
                               entity=self.spec.entity, offline=self.offline, root=self.root,
                               extra_env=resource_env(slot, self.state.workers, self.gpus))
         again = rec.launches > 0
+        header = f"run {rec.run_id} of sweep {self.state.sweep_id}, launch {rec.launches + 1}"
         try:
-            proc = start(launch, self.cwd, self.dir / rec.log, f"run {rec.run_id} of sweep {self.state.sweep_id}, launch {rec.launches + 1}")
+            self.workers.start(rec, launch, self.cwd, self.dir / rec.log, header, slot)
         except OSError as err:
             rec.state, rec.ended, rec.requeue = "failed", now_iso(), False
             self.save()
             self.say(f"[red]run {rec.run_id} could not start[/red]: {err}")
             self.note_failure(rec)
             return
-        rec.state, rec.pid, rec.pid_start, rec.worker = "running", proc.pid, process_start_time(proc.pid), slot
-        rec.launches, rec.requeue, rec.exit_code, rec.ended = rec.launches + 1, False, None, None
+        rec.state, rec.launches, rec.requeue, rec.exit_code, rec.ended = "running", rec.launches + 1, False, None, None
         rec.started = rec.started or now_iso()
-        self.active[rec.run_id] = Active(rec, proc, launched=time.monotonic())
         self.save()
         params = " ".join(f"{k}={v}" for k, v in rec.params.items())
-        verb = "relaunched (resumes from its saved state if it has one)" if again else f"started ({len(self.state.runs)}{self.total_hint()})"
+        if again:
+            verb = "relaunched (resumes from its saved state if it has one)"
+        else:
+            verb = f"started ({len(self.state.runs)}{self.total_hint()})"
         self.say(f"run [bold]{rec.run_id}[/bold] {verb}: {params}  [dim]log {self.dir / rec.log}[/dim]")
 
     def total_hint(self) -> str:
@@ -162,40 +142,25 @@ class SweepRunner:
         return f"/{min(caps)}" if caps else ""
 
     def adopt(self, rec: RunRecord) -> None:
-        self.active[rec.run_id] = Active(rec, None)
+        self.workers.adopt(rec)
         self.say(f"run [bold]{rec.run_id}[/bold] is still running (pid {rec.pid}); following it")
-
-    def signal_run(self, act: Active, sig: int) -> None:
-        try:
-            if act.proc is not None:
-                act.proc.send_signal(sig)
-            elif is_alive(act.rec.pid, act.rec.pid_start):
-                os.kill(act.rec.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def reap(self) -> bool:
         """Settle every run whose process has ended; True if any did."""
-        ended = False
-        for run_id, act in list(self.active.items()):
+        ended = self.workers.reap()
+        for act, code in ended:
             if act.proc is not None:
-                code = act.proc.poll()
-                if code is None:
-                    continue
                 self.refresh(act.rec)
-            elif is_alive(act.rec.pid, act.rec.pid_start):
-                continue
-            else:
+            else:  # not our child: its exit code is in its W&B files, if anywhere
                 code = self.files.exit_code(act.rec, wait=True)
                 self._dirty = True
-            del self.active[run_id]
             self.classify(act.rec, code, interrupted=act.interrupted)
-            ended = True
-        return ended
+        return bool(ended)
 
     def classify(self, rec: RunRecord, code: int | None, interrupted: bool = False) -> None:
         """A run's process is gone: record how it ended, and requeue or count it."""
-        note = settle(rec, code, interrupted=interrupted, finished_locally=code is None and self.finished_locally(rec),
+        finished_locally = code is None and self.finished_locally(rec)
+        note = settle(rec, code, interrupted=interrupted, finished_locally=finished_locally,
                       metric=self.metric_text(rec))
         if rec.state == "failed":
             note += f"; {log_tail(self.dir / rec.log)}"
@@ -225,23 +190,24 @@ class SweepRunner:
 
     # --- early termination, target, interrupts -----------------------------------------------------
     def early_terminate(self) -> None:
-        if not self.active:
+        if not self.workers.active:
             return
         for run_id, why in runs_to_stop(self.spec, self.state, self.files.watchers):
-            act = self.active.get(run_id)
+            act = self.workers.active.get(run_id)
             if act is None or act.rec.stop_requested:
                 continue
-            act.rec.stop_requested, act.stop_sent = True, time.monotonic()
-            self.save()
-            self.signal_run(act, signal.SIGTERM)
+            act.rec.stop_requested = True
+            self.save()  # before the signal: a resumed runner must not take the stop for a crash
+            self.workers.stop(act)
             self.say(f"run [bold]{run_id}[/bold] stopped by hyperband (SIGTERM): {why}")
 
     def check_target(self) -> None:
         target, name = self.spec.target, self.spec.metric_name
         if target is None or self.target_hit:
             return
+        maximize = self.spec.goal == "maximize"
         for rec in self.state.runs:
-            if rec.metric is not None and (rec.metric >= target if self.spec.goal == "maximize" else rec.metric <= target):
+            if rec.metric is not None and (rec.metric >= target if maximize else rec.metric <= target):
                 self.target_hit = rec.run_id
                 self.say(f"run {rec.run_id} reached the target {name} {target:g}; no new runs")
                 return
@@ -254,27 +220,18 @@ class SweepRunner:
         if self.level == self._handled_level:
             return
         self._handled_level = self.level
+        running = len(self.workers)
         if self.level is Interrupt.NO_NEW_RUNS:
-            self.say(f"Ctrl-C: no new runs; waiting for {len(self.active)} running run(s) to end. Ctrl-C again stops them "
+            self.say(f"Ctrl-C: no new runs; waiting for {running} running run(s) to end. Ctrl-C again stops them "
                      f"(they save their state and continue on charexp sweep --resume {self.dir})")
         elif self.level is Interrupt.STOP_RUNS:
-            self.say(f"stopping {len(self.active)} running run(s) (SIGTERM: they save their state); once more kills them")
-            for act in self.active.values():
-                act.interrupted = True
-                self.signal_run(act, signal.SIGTERM)
+            self.say(f"stopping {running} running run(s) (SIGTERM: they save their state); once more kills them")
+            self.workers.interrupt_all()
         else:
-            for act in self.active.values():
-                self.signal_run(act, signal.SIGKILL)
-                act.rec.state, act.rec.requeue, act.rec.pid = "preempted", True, None
-            self.active.clear()
+            for rec in self.workers.kill_all():
+                rec.state, rec.requeue, rec.pid = "preempted", True, None
             self.save()
             self.say("killed the running runs; they restart from their last saved state on --resume")
-
-    def enforce_stop_deadline(self) -> None:
-        for act in self.active.values():
-            if act.stop_sent is not None and time.monotonic() - act.stop_sent > KILL_AFTER_S:
-                self.signal_run(act, signal.SIGKILL)
-                act.stop_sent = None
 
     # --- the loop ------------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -293,8 +250,8 @@ class SweepRunner:
         self.save()
 
     def done(self) -> bool:
-        if self.active or self.level is Interrupt.KILL_RUNS:
-            return not self.active
+        if self.workers.active or self.level is Interrupt.KILL_RUNS:
+            return not self.workers.active
         return self.level is not Interrupt.NONE or self.failing or not (self.waiting() or self.may_propose())
 
     def run(self) -> str:
@@ -307,11 +264,12 @@ class SweepRunner:
                 self.handle_interrupts()
                 changed = False
                 if time.monotonic() - polled >= POLL_S:
-                    changed, polled = any([self.refresh(a.rec) for a in list(self.active.values())]), time.monotonic()
+                    changed = any([self.refresh(a.rec) for a in list(self.workers.active.values())])
+                    polled = time.monotonic()
                 if self.reap() or changed:
                     self.check_target()
                     self.early_terminate()
-                self.enforce_stop_deadline()
+                self.workers.enforce_stop_deadline()
                 if self.level is Interrupt.NONE and not self.failing:
                     self.fill_slots()
                 if self.done():
@@ -321,7 +279,10 @@ class SweepRunner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        outcome = "interrupted" if self.level is not Interrupt.NONE else ("failing" if self.failing else "finished")
+        if self.level is not Interrupt.NONE:
+            outcome = "interrupted"
+        else:
+            outcome = "failing" if self.failing else "finished"
         self.state.finished = outcome == "finished"
         self.save()
         return outcome

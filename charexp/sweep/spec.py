@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from charexp.errors import CharexpError
+from charexp.untrusted import BadYaml, load_yaml, short_repr
 
 METHODS = ("grid", "random", "bayes")
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
 DEFAULT_PROJECT = "charexp"
 KEYS_DOC = "https://docs.wandb.ai/models/sweeps/sweep-config-keys"
 # min/max of these distributions are the values themselves (log_uniform's are exponents)
-VALUE_BOUNDED = {None, "uniform", "int_uniform", "q_uniform", "log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values"}
+VALUE_BOUNDED = {None, "uniform", "int_uniform", "q_uniform", "log_uniform_values", "q_log_uniform_values",
+                 "inv_log_uniform_values"}
 
 
 @dataclass
@@ -75,8 +75,8 @@ class SweepSpec:
         if not (self.is_charexp and (config := _flag(fixed, "config"))):
             return default
         try:
-            loaded = yaml.safe_load((cwd / config).read_text(encoding="utf-8"))  # an absolute path stays itself
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            loaded = load_yaml((cwd / config).read_text(encoding="utf-8"))  # an absolute path stays itself
+        except (OSError, UnicodeDecodeError, BadYaml):
             return default  # train.py will say what is wrong with it
         found = loaded.get("runs_dir") if isinstance(loaded, dict) else None
         return found if isinstance(found, str) else default
@@ -110,13 +110,13 @@ def read_sweep_yaml(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise CharexpError(f"sweep config {path} is a directory; {hint} (to continue a sweep use --resume {path})")
     try:
         text = path.read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text)
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
+        loaded = load_yaml(text)
+    except (BadYaml, UnicodeDecodeError, OSError) as err:
+        line = f" (line {err.line})" if isinstance(err, BadYaml) and err.line else ""
         raise CharexpError(f"sweep config {path} is not valid YAML{line}; {hint}") from None
     if not isinstance(loaded, dict):
-        raise CharexpError(f"sweep config {path} should be a mapping with method, metric and parameters, not {type(loaded).__name__}; {hint}")
+        raise CharexpError(f"sweep config {path} should be a mapping with method, metric and parameters, "
+                           f"not {type(loaded).__name__}; {hint}")
     return text, loaded
 
 
@@ -129,17 +129,19 @@ def validate_with_engine(config: dict[str, Any], source: str) -> None:
     """The sweeps package's schema, then one dry-run proposal (catches e.g. a continuous parameter in a grid)."""
     method = config.get("method")
     if method not in METHODS:
-        raise CharexpError(f"method {method!r} in {source} is not supported; use grid, random or bayes")
+        raise CharexpError(f"method {short_repr(method)} in {source} is not supported; use grid, random or bayes")
     for key in ("scheduler", "controller"):
         if key in config:
             raise CharexpError(f"'{key}' in {source} needs W&B's server; remove it to run the sweep offline")
     sweeps = quiet_sweeps()
     params = config.get("parameters")
     if not isinstance(params, dict) or not params:
-        raise CharexpError(f"{source} has no parameters; add a 'parameters' mapping such as lr: {{values: [0.001, 0.0003]}}")
+        raise CharexpError(f"{source} has no parameters; "
+                           "add a 'parameters' mapping such as lr: {values: [0.001, 0.0003]}")
     for name, spec in params.items():
         if not isinstance(spec, dict):
-            raise CharexpError(f"parameter '{name}' in {source} should be a mapping such as {{values: [...]}} or {{min: ..., max: ...}}, not {spec!r}")
+            raise CharexpError(f"parameter {short_repr(name)} in {source} should be a mapping such as "
+                               f"{{values: [...]}} or {{min: ..., max: ...}}, not {short_repr(spec)}")
     try:
         sweeps.SweepConfig(config)
     except Exception as err:  # jsonschema.ValidationError or ValueError, raised with a multi-line message
@@ -147,8 +149,10 @@ def validate_with_engine(config: dict[str, Any], source: str) -> None:
         bad = re.search(r"invalid hyperparameter configuration: (\S+)", text)
         if bad and bad[1] in params:
             raise CharexpError(
-                f"parameter '{bad[1]}' in {source} is malformed ({params[bad[1]]}); give it values: [...], value: x, "
-                f"or min and max with a distribution such as uniform, int_uniform or log_uniform_values (see {KEYS_DOC})") from None
+                f"parameter '{bad[1]}' in {source} is malformed ({short_repr(params[bad[1]])}); give it values: [...], "
+                "value: x, "
+                "or min and max with a distribution such as uniform, int_uniform or log_uniform_values "
+                f"(see {KEYS_DOC})") from None
         raise CharexpError(f"sweep config {source} is invalid: {_first_line(err)} (see {KEYS_DOC})") from None
     metric = config.get("metric")
     for needs, what in ((method == "bayes", "method bayes"), (bool(config.get("early_terminate")), "early_terminate")):
@@ -168,9 +172,10 @@ def is_charexp_program(program: str | None, cwd: Path) -> bool:
         return False
     path = Path(program) if Path(program).is_absolute() else cwd / program
     try:
-        return bool(re.search(r"^\s*(from charexp\.train(\.main)? import|import charexp\.train)", path.read_text(encoding="utf-8", errors="replace"), re.M))
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
+    return bool(re.search(r"^\s*(from charexp\.train(\.main|\.command)? import|import charexp\.train)", text, re.M))
 
 
 def _candidate_values(spec: dict[str, Any]) -> list[Any]:
@@ -192,13 +197,14 @@ def check_charexp_params(params: dict[str, Any], source: str) -> None:
         if name not in Config.model_fields:
             hint = nearest_key(name)
             tail = f"did you mean '{hint}'?" if hint else "see python train.py --help for the keys"
-            raise CharexpError(f"parameter '{name}' in {source} is not a config key of train.py; {tail}")
+            raise CharexpError(f"parameter {short_repr(name)} in {source} is not a config key of train.py; {tail}")
         for value in _candidate_values(spec):
             try:
                 Config(**{name: value})
             except ValidationError as err:
                 msg = err.errors()[0]["msg"].rstrip(".")
-                raise CharexpError(f"parameter '{name}' in {source} has the value {value!r}, which train.py refuses ({msg}); fix its values") from None
+                raise CharexpError(f"parameter {short_repr(name)} in {source} has the value {short_repr(value)}, "
+                                   f"which train.py refuses ({msg}); fix its values") from None
 
 
 def load_sweep_spec(path: str | Path, project: str | None = None, cwd: Path | None = None) -> SweepSpec:
@@ -217,10 +223,11 @@ def spec_from_config(text: str, config: dict[str, Any], source: str, project: st
             raise CharexpError(f"{source} has no program; add program: train.py (the script the command runs)")
         where = Path(program) if Path(program).is_absolute() else cwd / program
         if not where.is_file():
-            raise CharexpError(f"program {program} of {source} is not a file under {cwd}; run charexp sweep from the directory the program path is relative to")
+            raise CharexpError(f"program {program} of {source} is not a file under {cwd}; "
+                               "run charexp sweep from the directory the program path is relative to")
     charexp = is_charexp_program(program, cwd)
     if charexp:
         check_charexp_params(config["parameters"], source)
-    return SweepSpec(source=source, text=text, config=config, project=project or config.get("project") or DEFAULT_PROJECT,
-                     entity=config.get("entity"), program=program, command=command, is_charexp=charexp,
-                     params=list(config["parameters"]))
+    return SweepSpec(source=source, text=text, config=config,
+                     project=project or config.get("project") or DEFAULT_PROJECT, entity=config.get("entity"),
+                     program=program, command=command, is_charexp=charexp, params=list(config["parameters"]))

@@ -11,14 +11,16 @@ import json
 import math
 import secrets
 import string
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 from charexp.numbers import finite
+from charexp.untrusted import short_repr
 
 STATE = "state.json"
 SWEEP_YAML = "sweep.yaml"
@@ -52,7 +54,8 @@ def best_value(values: list[Any], goal: str) -> float | None:
     """The best finite number among `values` (dict summaries such as {"min": x} count by their numbers)."""
     numbers: list[float] = []
     for value in values:
-        numbers += [v for v in value.values() if finite(v)] if isinstance(value, dict) else ([value] if finite(value) else [])
+        candidates = value.values() if isinstance(value, dict) else [value]
+        numbers += [v for v in candidates if finite(v)]
     if not numbers:
         return None
     return float(max(numbers) if goal == "maximize" else min(numbers))
@@ -61,7 +64,8 @@ def best_value(values: list[Any], goal: str) -> float | None:
 def select_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """The scalar part of a W&B summary (numbers, short strings, {"min": x}); no tables, media or internals."""
     out: dict[str, Any] = {}
-    media = tuple(k[: -len("_type")] for k in summary if k.endswith("._type"))  # a table's fields arrive flattened ("samples._type")
+    # a table's fields arrive flattened ("samples._type", ...)
+    media = tuple(k[: -len("_type")] for k in summary if k.endswith("._type"))
     for key, value in summary.items():
         if key.startswith("_") or key.startswith(media):
             continue
@@ -97,8 +101,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**typed_fields(cls, data, f"run {short_repr(data.get('run_id'))}"))
 
 
 @dataclass
@@ -125,13 +128,40 @@ class SweepState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SweepState":
-        names = {f.name for f in fields(cls)}
-        state = cls(**{k: v for k, v in data.items() if k in names and k != "runs"})
+        state = cls(**typed_fields(cls, {k: v for k, v in data.items() if k != "runs"}, "the sweep"))
         state.runs = [RunRecord.from_dict(r) for r in data.get("runs", []) if isinstance(r, dict) and r.get("run_id")]
         return state
 
     def run(self, run_id: str) -> RunRecord:
         return next(r for r in self.runs if r.run_id == run_id)
+
+
+def typed_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
+    """The dataclass's fields found in `data`, each of its annotated type (a hand-edited or damaged state.json
+    must fail here, in one sentence, rather than deep in the runner or the report); ValueError says which."""
+    hints = get_type_hints(cls)
+    found = {}
+    for f in fields(cls):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"{what} has no {f.name!r}")
+            continue
+        if f.name != "runs" and not _of_type(data[f.name], hints[f.name]):
+            raise ValueError(f"{what}'s {f.name!r} is a {type(data[f.name]).__name__}")
+        found[f.name] = data[f.name]
+    return found
+
+
+def _of_type(value: Any, hint: Any) -> bool:
+    if get_origin(hint) in (Union, UnionType):
+        return any(_of_type(value, arg) for arg in get_args(hint))
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):  # JSON has one kind of number; a bool is no number here
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    return isinstance(value, get_origin(hint) or hint)
 
 
 def save_state(sweep_dir: Path, state: SweepState) -> None:
@@ -146,11 +176,12 @@ def load_state(sweep_dir: Path, fix: str = "it cannot be resumed (start the swee
         raise CharexpError(f"{sweep_dir} is not a sweep directory (no {STATE}); {hint}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: bad JSON or UTF-8, an int past 4300 digits
         raise CharexpError(f"{path} could not be read as JSON ({type(err).__name__}); {fix}") from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
-        raise CharexpError(f"{path} has no list of runs, so {sweep_dir} is not a sweep directory written by charexp sweep")
+        raise CharexpError(f"{path} has no list of runs, "
+                           f"so {sweep_dir} is not a sweep directory written by charexp sweep")
     try:
         return SweepState.from_dict(data)
-    except (TypeError, KeyError, AttributeError):  # a field missing or of the wrong kind
-        raise CharexpError(f"{path} is corrupt; {fix}") from None
+    except ValueError as err:  # a field missing or of the wrong kind
+        raise CharexpError(f"{path} is corrupt ({err}); {fix}") from None

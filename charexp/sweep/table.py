@@ -1,4 +1,5 @@
-"""The end of `charexp sweep`: runs sorted by the metric, the best run, and the best-test-loss artifact."""
+"""The end of `charexp sweep`: runs sorted by the metric, the best run, where to look next (a best value at
+the edge of the values tried), and the best run's model by its run-scoped reference."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from rich.table import Table
 from charexp.sweep.state import RunRecord, SweepState
 from charexp.tracking.rundir import RunDir
 
-STATE_STYLE = {"finished": "green", "failed": "red", "stopped": "yellow", "preempted": "yellow", "running": "cyan", "pending": "dim"}
+STATE_STYLE = {"finished": "green", "failed": "red", "stopped": "yellow", "preempted": "yellow", "running": "cyan",
+               "pending": "dim"}
 
 
 def fmt_value(value: Any) -> str:
@@ -62,37 +64,68 @@ def sweep_runs_table(state: SweepState) -> Table:
 
 
 def artifact_line(state: SweepState) -> str | None:
-    """Where best-test-loss points in the local artifact store, if the runs keep one (charexp's train.py)."""
+    """The sweep's best run's model in the local artifact store, if the runs keep one (charexp's train.py), and
+    the run-scoped reference that samples it: never the store-wide best-test-loss, which may be another run's."""
     from charexp.errors import CharexpError
-    from charexp.store.artifacts import BEST, ArtifactStore
+    from charexp.store.artifacts import BEST, ArtifactStore, run_alias
 
     cwd = Path(state.cwd or ".")
     best = best_run(state)
-    run_dir = cwd / (best.run_dir or f"runs/{best.run_id}") if best else None  # an absolute run_dir stays itself
-    config = RunDir(run_dir.parent, run_dir.name).read_config() if run_dir else {}
+    if best is None or run_alias(best.run_id) is None:
+        return None
+    run_dir = cwd / (best.run_dir or f"runs/{best.run_id}")  # an absolute run_dir stays itself
+    config = RunDir(run_dir.parent, run_dir.name).read_config()
     name = config.get("artifact_name") or "charlstm"
-    root = cwd / (config.get("artifacts_dir") or "artifacts")
+    store = ArtifactStore(cwd / (config.get("artifacts_dir") or "artifacts"), name)
     try:
-        store = ArtifactStore(root, name)
-        if not store.index_path.is_file() or BEST not in store.read_index()["aliases"]:
+        if not store.index_path.is_file() or not store.run_versions(best.run_id):
             return None
-        version = store.resolve(BEST)
+        version = store.resolve_in_run(best.run_id, BEST)
+        newest = store.resolve_in_run(best.run_id, "latest")
     except CharexpError:
         return None
-    meta = version.meta
-    owner = meta.get("run_id")
-    whose = "from this sweep" if owner in {r.run_id for r in state.runs} else "from a run outside this sweep"
-    loss = meta.get("test_loss")
+    # the run's own best epoch; plain run-<id> when that is also its newest version (the usual case)
+    ref = run_alias(best.run_id) if version.version == newest.version else f"{run_alias(best.run_id)}:{BEST}"
+    if name != "charlstm":
+        ref = f"{name}:{ref}" if ":" not in ref else f"{ref} --artifact-name {name}"
+    loss = version.meta.get("test_loss")
     loss_text = f", test/loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
     try:
         where = version.path.relative_to(cwd)
     except ValueError:
         where = version.path
-    return (f"{BEST}: {name}:{version.version} (run {owner}, epoch {meta.get('epoch')}{loss_text}) {whose}, in {where}\n"
-            f"  sample it: python sample.py --artifact {BEST} KSKSKS")
+    return (f"best run's model: {name}:{version.version} (run {best.run_id}, epoch {version.meta.get('epoch')}"
+            f"{loss_text}) in {where}\n"
+            f"  sample it: python sample.py --artifact {ref} KSKSKS")
+
+
+def check_metric_seen(state: SweepState) -> None:
+    """Once every run has ended: if none logged the sweep's metric, the sweep measured nothing (a misspelled
+    metric.name), so say so in one sentence with what the runs did log, rather than exit 0."""
+    from charexp.errors import CharexpError
+
+    metric = state.metric.get("name")
+    ended = [r for r in state.runs if r.ended]
+    if not metric or not ended or len(ended) < len(state.runs) or any(r.metric is not None for r in state.runs):
+        return
+    logged = sorted({k for r in ended for k, v in r.summary.items()
+                     if not k.startswith("_") and (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   or isinstance(v, dict) and "min" in v)})
+    raise CharexpError(f"no run of sweep {state.sweep_id} logged the sweep's metric {metric!r}; the runs logged: "
+                       f"{', '.join(logged) or 'nothing'}; fix metric.name in the sweep YAML")
+
+
+def edge_lines(state: SweepState) -> list[str]:
+    """A line for every varied parameter whose best value is the largest or smallest tried (charexp.report.edges)."""
+    from charexp.report.edges import edge_notes
+
+    tried = [(rec.params, rec.metric) for rec in state.runs if rec.state != "pending"]
+    return edge_notes(tried, param_names(state), state.metric.get("goal") or "minimize")
 
 
 def print_report(state: SweepState, console: Console, sweep_dir: Path) -> None:
+    from charexp.report.edges import print_edges
+
     console.print(sweep_runs_table(state))
     best = best_run(state)
     metric = state.metric.get("name")
@@ -100,9 +133,11 @@ def print_report(state: SweepState, console: Console, sweep_dir: Path) -> None:
         params = ", ".join(f"{k}={fmt_value(v)}" for k, v in best.params.items())
         run_dir = Path(state.cwd or ".") / best.run_dir
         where = f"; {best.run_dir}" if best.run_dir and run_dir.is_dir() else ""
-        console.print(f"best run: [bold]{best.run_id}[/bold]  {metric} {best.metric:.4f}  ({params}){where}", highlight=False)
+        console.print(f"best run: [bold]{best.run_id}[/bold]  {metric} {best.metric:.4f}  ({params}){where}",
+                      highlight=False)
     elif state.runs:
         console.print(f"no run has reported {metric or 'a metric'} yet", highlight=False)
+    print_edges(console, edge_lines(state))
     line = artifact_line(state)
     if line:
         console.print(line, highlight=False)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from charexp.errors import CharexpError
 
-WANDB_CLI = [str(Path(sys.executable).with_name("wandb"))] if Path(sys.executable).with_name("wandb").exists() else [sys.executable, "-m", "wandb"]
+_WANDB_SCRIPT = Path(sys.executable).with_name("wandb")
+WANDB_CLI = [str(_WANDB_SCRIPT)] if _WANDB_SCRIPT.exists() else [sys.executable, "-m", "wandb"]
 
 
 @dataclass
@@ -69,8 +70,9 @@ def plan_upload(sweep_dir: Path) -> UploadPlan:
             continue
         records = read_run(files[0])
         if records.sweep_id:
-            plan.skipped.append(f"{rec.run_id}: recorded with the local sweep id {records.sweep_id}, which W&B would refuse "
-                                f"(made by an older charexp); sync it into a new run with: wandb sync --id NEW_ID {files[0].parent}")
+            plan.skipped.append(f"{rec.run_id}: recorded with the local sweep id {records.sweep_id}, "
+                                "which W&B would refuse (made by an older charexp); sync it into a new run with: "
+                                f"wandb sync --id NEW_ID {files[0].parent}")
             continue
         plan.runs.append(rec.run_id)
         plan.run_dirs += [f.parent for f in files]
@@ -82,17 +84,22 @@ def upload(sweep_dir: Path, *, dry_run: bool = False, project: str | None = None
     from charexp.wandb_env import has_api_key
 
     plan = plan_upload(sweep_dir)
+    into = f" (entity {entity or plan.entity})" if entity or plan.entity else ""
     print(f"sweep {plan.sweep_id}: {len(plan.runs)} run(s) to upload to W&B project {project or plan.project}"
-          f"{' (entity ' + (entity or plan.entity) + ')' if entity or plan.entity else ''}, tagged charexp-sweep and {plan.tag}")
+          f"{into}, tagged charexp-sweep and {plan.tag}")
     for line in plan.skipped:
         print(f"  skipped {line}")
     if not plan.runs:
-        raise CharexpError(f"sweep {plan.sweep_id} in {sweep_dir} has no ended run with W&B files to upload; run it first (charexp sweep --resume {sweep_dir})")
+        raise CharexpError(f"sweep {plan.sweep_id} in {sweep_dir} has no ended run with W&B files to upload; "
+                           f"run it first (charexp sweep --resume {sweep_dir})")
     if not dry_run and not has_api_key():
-        raise CharexpError(f"uploading sweep {plan.sweep_id} needs a W&B account and no API key is configured; run 'wandb login' (or set WANDB_API_KEY), then charexp sweep --upload {sweep_dir}")
+        raise CharexpError(f"uploading sweep {plan.sweep_id} needs a W&B account and no API key is configured; "
+                           f"run 'wandb login' (or set WANDB_API_KEY), then charexp sweep --upload {sweep_dir}")
     argv = plan.argv(dry_run, project, entity or plan.entity)
-    print(f"  {' '.join(argv[:len(argv) - len(plan.run_dirs)])} <{len(plan.run_dirs)} run director{'y' if len(plan.run_dirs) == 1 else 'ies'}>", flush=True)
+    dirs = len(plan.run_dirs)
+    print(f"  {' '.join(argv[:len(argv) - dirs])} <{dirs} run director{'y' if dirs == 1 else 'ies'}>", flush=True)
     code = subprocess.run(argv).returncode
     if code == 0 and not dry_run:
-        print(f"uploaded: in the W&B project, filter by the tag {plan.tag} for this sweep; runs that differ only in seed share a group")
+        print(f"uploaded: in the W&B project, filter by the tag {plan.tag} for this sweep; "
+              "runs that differ only in seed share a group")
     return code

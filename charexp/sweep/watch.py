@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from charexp.sweep.state import RunRecord, best_value, select_summary
 from charexp.tracking.wandb_files import RunFile, RunRecords, find_run_files
@@ -56,7 +56,8 @@ class RunWatcher:
 
     def metric_rows(self, name: str) -> list[dict[str, Any]]:
         """History rows holding `name`, in step order: what hyperband counts as iterations."""
-        return [{name: row[name]} for row in self.history() if isinstance(row.get(name), (int, float)) and not isinstance(row.get(name), bool)]
+        return [{name: row[name]} for row in self.history()
+                if isinstance(row.get(name), (int, float)) and not isinstance(row.get(name), bool)]
 
     def summary(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
@@ -73,13 +74,21 @@ class RunWatcher:
         segments = self.segments
         return segments[0] if segments else None
 
+    @property
+    def damaged(self) -> int:
+        """Damaged chunks the reader skipped in this run's files (its metrics may be missing values)."""
+        return sum(records.damaged for records in self.segments)
+
 
 class SweepRunFiles:
     """Every run of a sweep, read from its own W&B files into its record: the metric, the summary, the exit code."""
 
-    def __init__(self, wandb_dir: Path, metric_name: str | None, goal: str):
+    def __init__(self, wandb_dir: Path, metric_name: str | None, goal: str,
+                 say: Callable[[str], None] | None = None):
         self.wandb_dir, self.metric_name, self.goal = wandb_dir, metric_name, goal
         self.watchers: dict[str, RunWatcher] = {}
+        self.say = say or (lambda text: None)
+        self._told_damaged: set[str] = set()  # runs whose damaged files the log has named (once each)
 
     def watcher(self, run_id: str) -> RunWatcher:
         if run_id not in self.watchers:
@@ -91,6 +100,10 @@ class SweepRunFiles:
         watcher = self.watcher(rec.run_id)
         if not watcher.poll():
             return False
+        if watcher.damaged and rec.run_id not in self._told_damaged:
+            self._told_damaged.add(rec.run_id)
+            self.say(f"run {rec.run_id}: its .wandb file has {watcher.damaged} damaged chunk(s); they were skipped, "
+                     "its metrics may be incomplete")
         summary = watcher.summary()
         rec.summary = select_summary(summary)
         name = self.metric_name
@@ -100,7 +113,8 @@ class SweepRunFiles:
         return True
 
     def exit_code(self, rec: RunRecord, wait: bool) -> int | None:
-        """The exit code in the run's files (for a run whose process is not ours to wait for), waiting a little if asked."""
+        """The exit code in the run's files (for a run whose process is not ours to wait for), waiting a little
+        if asked."""
         deadline = time.monotonic() + (EXIT_RECORD_WAIT_S if wait else 0)
         while True:
             self.refresh(rec)

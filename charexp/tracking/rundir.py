@@ -18,7 +18,8 @@ import yaml
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError, disk_error
 
-OUTER_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "list": (list,), "dict": (dict,)}
+OUTER_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "list": (list,),
+                                            "dict": (dict,)}
 
 
 @dataclass
@@ -78,7 +79,8 @@ class RunSummary:
         return getattr(self, key)
 
 
-SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")(?: \| (?P<note>[a-z ]+))?\] (?P<text>.*)$")
+SAMPLE_LINE = re.compile(r"^\[step (?P<step>\d+) \| epoch (?P<epoch>[\d.]+) \| prime (?P<prime>'.*?'|\".*?\")"
+                         r"(?: \| (?P<note>[a-z ]+))?\] (?P<text>.*)$")
 
 
 class RunDir:
@@ -104,7 +106,8 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise CharexpError(f"could not create the run directory {self.path} ({err.strerror or err}); set runs_dir to a writable directory") from None
+            raise CharexpError(f"could not create the run directory {self.path} ({err.strerror or err}); "
+                               "set runs_dir to a writable directory") from None
 
     def write_config(self, config: dict[str, Any]) -> None:
         with self._writing("the run config"):
@@ -137,8 +140,8 @@ class RunDir:
         for line in self.samples_path.read_text(encoding="utf-8").split("\n"):
             match = SAMPLE_LINE.match(line)
             if match:
-                rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1], "text": match["text"],
-                             "note": match["note"] or ""})
+                rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1],
+                             "text": match["text"], "note": match["note"] or ""})
         return rows
 
     def rewind_to(self, step: int) -> None:

@@ -33,19 +33,23 @@ def choose_mode(requested: str) -> tuple[str, str | None]:
     if mode == "online":
         where = "wandb_mode online" if requested == "online" else "WANDB_MODE=online"
         if not has_api_key():
-            raise CharexpError(f"{where} needs a W&B API key and none is configured; run 'wandb login' (or set WANDB_API_KEY), "
+            raise CharexpError(f"{where} needs a W&B API key and none is configured; "
+                               "run 'wandb login' (or set WANDB_API_KEY), "
                                "or train offline with wandb_mode: offline and upload later with wandb sync")
         if not server_answers():
-            raise CharexpError(f"{where}, but the W&B server {base_url()} did not answer within {REACH_TIMEOUT_S:g} s; check the network "
-                               "(or WANDB_BASE_URL), or train offline with wandb_mode: offline and upload later with wandb sync")
+            raise CharexpError(f"{where}, but the W&B server {base_url()} did not answer within {REACH_TIMEOUT_S:g} s; "
+                               "check the network (or WANDB_BASE_URL), "
+                               "or train offline with wandb_mode: offline and upload later with wandb sync")
         return mode, None
     if mode != "auto":
         return mode, None
     if not has_api_key():
-        return "offline", "W&B: no API key configured, so this run is offline (upload it later with 'wandb sync'; 'wandb login' makes runs online)."
+        return "offline", ("W&B: no API key configured, so this run is offline "
+                           "(upload it later with 'wandb sync'; 'wandb login' makes runs online).")
     if not server_answers():
-        return "offline", (f"W&B: an API key is configured but {base_url()} did not answer within {REACH_TIMEOUT_S:g} s, so this run is "
-                           "offline; upload it later with the 'wandb sync' command printed at the end.")
+        return "offline", (f"W&B: an API key is configured but {base_url()} did not answer within "
+                           f"{REACH_TIMEOUT_S:g} s, so this run is offline; "
+                           "upload it later with the 'wandb sync' command printed at the end.")
     return "online", None
 
 
@@ -74,7 +78,7 @@ class Tracker:
         """`group`: the W&B run group (charexp passes the config's replicate group, so runs that differ only in
         seed are one line with a band in W&B's UI); a WANDB_RUN_GROUP the user set wins. `job_type` keeps
         kinds of runs apart (train; lr-find)."""
-        os.environ.setdefault("WANDB_SILENT", "true")  # our own lines say what matters; keep wandb's terminal chatter out
+        os.environ.setdefault("WANDB_SILENT", "true")  # our own lines say what matters, not wandb's terminal chatter
         import wandb
 
         self.run_dir = run_dir
@@ -154,7 +158,8 @@ class Tracker:
             logged.wait()
             return settle_best(f"{self.run.entity}/{self.run.project}/{name}", logged.version, metadata)
         except Exception as err:  # the W&B client raises many types; a checkpoint must not be lost over an alias
-            line = f"W&B: could not update best-test-loss for {name} ({(str(err).splitlines() or [type(err).__name__])[0][:120]}); the local store is unaffected"
+            why = (str(err).splitlines() or [type(err).__name__])[0][:120]
+            line = f"W&B: could not update best-test-loss for {name} ({why}); the local store is unaffected"
             print(line, file=sys.stderr)
             return line
 

@@ -1,9 +1,10 @@
 """Read a W&B run's own `.wandb` file (offline or synced): config, history, summary, artifacts, exit.
 
-The file is a LevelDB-style log of `wandb_internal_pb2.Record` protobufs: a 7-byte header
-(`:W&B`, u16 0xBEE1, u8 0), then 32 KiB blocks of chunks with 7-byte headers (crc u32,
-length u16, type u8: 1 full, 2 first, 3 middle, 4 last). Reading stops quietly at a chunk that
-is not complete yet, so a live run can be followed with `RunFile.poll()`.
+The file is a log of `wandb_internal_pb2.Record` protobufs in chunks that carry W&B's checksum
+(`leveldb_log`). A damaged chunk is skipped, never read, and counted in `RunRecords.damaged`; a record
+whose fields are not what W&B writes (a `_step` that is not a step, JSON that does not parse) is
+skipped too. Reading stops quietly at a chunk that is not complete yet, so a live run can be followed
+with `RunFile.poll()`.
 
 This works for any W&B-instrumented program, which is what `charexp sweep` needs.
 """
@@ -11,58 +12,30 @@ This works for any W&B-instrumented program, which is what `charexp sweep` needs
 from __future__ import annotations
 
 import json
-import struct
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-BLOCK = 32 * 1024
-HEADER = 7
-FILE_HEADER = 7
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def iter_payloads(data: bytes, start: int = FILE_HEADER) -> Iterator[tuple[int, bytes]]:
-    """(end offset, payload) for every complete record. `data` holds the file from offset `start` on,
-    which must be a record boundary; offsets are absolute."""
-    pos, pending = start, b""
-
-    def view(a: int, b: int) -> bytes:
-        return data[a - start : b - start]
-
-    end_of_data = start + len(data)
-    while True:
-        room = BLOCK - pos % BLOCK
-        if room < HEADER:  # block trailer padding
-            pos += room
-            continue
-        if pos + HEADER > end_of_data:
-            return
-        _crc, length, kind = struct.unpack("<IHB", view(pos, pos + HEADER))
-        if kind == 0 and length == 0:  # zero padding at the end of a block
-            pos += room
-            continue
-        end = pos + HEADER + length
-        if end > end_of_data:
-            return
-        chunk = view(pos + HEADER, end)
-        pos = end
-        if kind == FULL:
-            yield pos, chunk
-        elif kind == FIRST:
-            pending = chunk
-        elif kind == MIDDLE:
-            pending += chunk
-        elif kind == LAST:
-            yield pos, pending + chunk
-            pending = b""
+from charexp.tracking.leveldb_log import FILE_HEADER, LogReader
 
 
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: JSON nested too deep to parse
         return text
+
+
+def is_step(value: Any) -> bool:
+    """A W&B step: a whole number >= 0 (JSON may carry it as 40.0)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value >= 0 and value == int(value))
+
+
+def is_metric(value: Any) -> bool:
+    """A metric value: a finite number (not a bool, which JSON's true/false become)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _key(item: Any) -> str:
@@ -85,6 +58,8 @@ class RunRecords:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     preempting: bool = False
     exit_code: int | None = None
+    damaged: int = 0  # damaged chunks and undecodable records skipped: the file is damaged, its records incomplete
+    incomplete: int = 0  # bytes at the end not (yet) forming a whole record: a live run's tail, or a cut file
 
     def add(self, record: Any) -> None:
         kind = record.WhichOneof("record_type")
@@ -101,14 +76,15 @@ class RunRecords:
             row = {_key(i): _value(i.value_json) for i in record.history.item}
             if record.history.HasField("step"):
                 row.setdefault("_step", record.history.step.num)
-            self.history.append(row)
+            if "_step" not in row or is_step(row["_step"]):  # a row at no real step cannot be placed: skipped
+                self.history.append(row)
         elif kind == "summary":
             for item in record.summary.update:
                 self.summary[_key(item)] = _value(item.value_json)
         elif kind == "artifact":
             art = record.artifact
-            self.artifacts.append({"name": art.name, "type": art.type, "aliases": list(art.aliases), "digest": art.digest,
-                                   "metadata": _value(art.metadata) if art.metadata else {},
+            self.artifacts.append({"name": art.name, "type": art.type, "aliases": list(art.aliases),
+                                   "digest": art.digest, "metadata": _value(art.metadata) if art.metadata else {},
                                    "files": [entry.path for entry in art.manifest.contents]})
         elif kind == "preempting":
             self.preempting = True
@@ -118,11 +94,13 @@ class RunRecords:
     def _config(self, config: Any) -> None:
         for item in config.update:
             value = _value(item.value_json)
-            self.config[_key(item)] = value.get("value", value) if isinstance(value, dict) and "value" in value and len(value) <= 2 else value
+            wrapped = isinstance(value, dict) and "value" in value and len(value) <= 2  # {"value": v, "desc": ...}
+            self.config[_key(item)] = value.get("value", value) if wrapped else value
 
     def metric(self, name: str) -> list[tuple[int, float]]:
-        """(step, value) for every history row holding `name`."""
-        return [(int(r.get("_step", i)), r[name]) for i, r in enumerate(self.history) if isinstance(r.get(name), (int, float))]
+        """(step, value) for every history row holding `name` as a finite number at a valid step."""
+        return [(int(r.get("_step", i)), r[name]) for i, r in enumerate(self.history)
+                if is_metric(r.get(name)) and is_step(r.get("_step", i))]
 
 
 class RunFile:
@@ -131,27 +109,38 @@ class RunFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.records = RunRecords()
-        self._consumed = FILE_HEADER
+        self._log = LogReader(len(FILE_HEADER))
+        self._header_checked = False
+        self._unreadable = 0  # a damaged file header, and checksummed records that are no Record
 
     def poll(self) -> RunRecords:
+        """Read what was appended since the last call; `records.damaged` counts what had to be skipped."""
         from wandb.proto import wandb_internal_pb2
 
         try:
             with open(self.path, "rb") as f:
-                if f.read(4) != b":W&B":
+                header = f.read(len(FILE_HEADER))
+                if len(header) < len(FILE_HEADER):  # being created
                     return self.records
-                f.seek(self._consumed)
+                start = self._log.offset
+                f.seek(start)
                 data = f.read()  # only what is new since the last complete record
         except FileNotFoundError:
             return self.records
-        for end, payload in iter_payloads(data, self._consumed):
+        if not self._header_checked:
+            # a damaged header costs nothing else: every chunk after it is checked on its own
+            self._header_checked = True
+            self._unreadable += header != FILE_HEADER
+        for payload in self._log.read(data):
             record = wandb_internal_pb2.Record()
             try:
                 record.ParseFromString(payload)
-            except Exception:  # a torn record at the live end of the file
-                break
+            except Exception:  # checksummed, so not torn: a record this wandb cannot read
+                self._unreadable += 1
+                continue
             self.records.add(record)
-            self._consumed = end
+        self.records.damaged = self._log.damaged + self._unreadable
+        self.records.incomplete = max(0, start + len(data) - self._log.offset)
         return self.records
 
 

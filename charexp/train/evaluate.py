@@ -21,7 +21,8 @@ EVAL_TOKENS = {"cpu": 1 << 13, "cuda": 1 << 18}
 
 def masked_loss_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Sum of NLL over the unmasked targets (float32 even under autocast)."""
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE,
+                           reduction="sum")
 
 
 def sample_rows(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -53,7 +53,8 @@ def inert_schedule_keys(cfg: Config) -> list[str]:
         notes.append(f"note: lr_decay {cfg.lr_decay:g} has no effect with lr_schedule {cfg.lr_schedule}; "
                      "it applies to lr_schedule exponential")
     if cfg.min_lr and cfg.lr_schedule != "cosine":
-        notes.append(f"note: min_lr {cfg.min_lr:g} has no effect with lr_schedule {cfg.lr_schedule}; it applies to lr_schedule cosine")
+        notes.append(f"note: min_lr {cfg.min_lr:g} has no effect with lr_schedule {cfg.lr_schedule}; "
+                     "it applies to lr_schedule cosine")
     return notes
 
 

@@ -14,37 +14,51 @@ import torch
 from rich.console import Console
 
 from charexp.config import Config, load_config, replicate_group, stored_config
-from charexp.data.corpus import Corpus, Vocab, fingerprint_test_set, load_corpus
+from charexp.console import make_console
+from charexp.data.corpus import Corpus, Vocab, load_corpus
 from charexp.data.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
-from charexp.model import CharLSTM, configure_cpu, configure_cuda, cpu_has_bf16_lstm, resolve_device
+from charexp.model import CharLSTM, configure_cpu, configure_cuda, training_device
 from charexp.sample.generate import check_primes
 from charexp.store.artifacts import ArtifactStore
-from charexp.store.best import describe_test_set
-from charexp.store.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state
-from charexp.store.references import resolve_artifact
+from charexp.store.checkpoint import Checkpoint, ResumeState, load_state
 from charexp.summary_view import run_summary_table
 from charexp.tracking.rundir import RunDir, RunSummary, list_runs
 from charexp.tracking.tracker import Tracker, choose_mode
 from charexp.train.args import parse_train_args
+from charexp.train.init_from import adopt_architecture, adopt_split, adopted_line, load_init, split_note
 from charexp.train.lr_schedule import inert_schedule_keys
 from charexp.train.progress import TrainProgress, config_table
 from charexp.train.signals import StopRequest
 from charexp.train.trainer import Outcome, Trainer
 
-ARCHITECTURE = ("layers", "hidden", "embed")
 STORED_FIX = "the saved state is damaged, start a new run"
 
 
 def new_run_id() -> str:
     """W&B-style 8-character id; a sweep agent's WANDB_RUN_ID wins."""
-    return os.environ.get("WANDB_RUN_ID") or "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    alphabet = string.ascii_lowercase + string.digits
+    return os.environ.get("WANDB_RUN_ID") or "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 @dataclass
 class Resume:
     run_id: str
     state: dict
+
+
+def resumable(runs_dir: str) -> list[RunDir]:
+    """Runs with a saved state that have not finished (a finished run's state has nothing left to do)."""
+    return [r for r in list_runs(runs_dir) if r.state_path.exists() and r.read_summary().get("state") != "finished"]
+
+
+def finished_message(run: RunDir) -> str:
+    """--resume of a finished run: name the reference that continues from its weights in a new run."""
+    summary = run.read_summary()
+    last = summary.versions[-1].split()[0] if summary.versions else None
+    which = f" (its last version, {summary.artifact or 'charlstm'}:{last})" if last else ""
+    return (f"run '{run.run_id}' already finished; to continue from its weights start a new run with "
+            f"--init_from=run-{run.run_id}{which}")
 
 
 def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume | None:
@@ -55,61 +69,36 @@ def find_resume(resume: str | None, cfg: Config | None, runs_dir: str) -> Resume
         if not (run and run.state_path.exists() and run.read_summary().get("state") != "finished"):
             return None
     elif resume == "last":
-        candidates = [r for r in list_runs(runs_dir) if r.state_path.exists()]
+        candidates = resumable(runs_dir)
         if not candidates:
-            raise CharexpError(f"no run under {runs_dir}/ has a saved state to resume; start one with python train.py --config ...")
+            raise CharexpError(f"no unfinished run under {runs_dir}/ has a saved state to resume; "
+                               "start one with python train.py --config ...")
         run = max(candidates, key=lambda r: r.state_path.stat().st_mtime)
     else:
         run = RunDir(runs_dir, resume)
+        if run.read_summary().get("state") == "finished":
+            raise CharexpError(finished_message(run))
         if not run.state_path.exists():
-            known = ", ".join(r.run_id for r in list_runs(runs_dir) if r.state_path.exists()) or "none"
-            raise CharexpError(f"run '{resume}' has no saved state under {runs_dir}/; runs that can be resumed: {known}")
-    if run.read_summary().get("state") == "finished":
-        raise CharexpError(f"run '{run.run_id}' already finished; start a new run (use init_from={run.run_id}'s artifact to continue from its weights)")
+            known = ", ".join(r.run_id for r in resumable(runs_dir)) or "none"
+            raise CharexpError(f"run '{resume}' has no saved state under {runs_dir}/; "
+                               f"runs that can be resumed: {known}")
     state = load_state(run.state_path)
     if state.get("run_id") != run.run_id:
-        raise CharexpError(f"{run.state_path} belongs to run {state.get('run_id')!r}, not {run.run_id!r}; it is stale, start a new run")
+        raise CharexpError(f"{run.state_path} belongs to run {state.get('run_id')!r}, not {run.run_id!r}; "
+                           "it is stale, start a new run")
     saved = stored_config(state["config"], source=str(run.state_path), fix=STORED_FIX)
     if cfg is not None:
         differs = [k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v]
         if differs:
             k = differs[0]
-            raise CharexpError(f"run '{run.run_id}' was started with {k}={saved.to_dict()[k]!r}, not {cfg.to_dict()[k]!r}; resume it with the same config (or none)")
+            raise CharexpError(f"run '{run.run_id}' was started with {k}={saved.to_dict()[k]!r}, "
+                               f"not {cfg.to_dict()[k]!r}; resume it with the same config (or none)")
     return Resume(run.run_id, state)
-
-
-def load_init(cfg: Config) -> Checkpoint | None:
-    if not cfg.init_from:
-        return None
-    resolved = resolve_artifact(cfg.init_from, cfg.artifacts_dir, cfg.artifact_name, project=cfg.wandb_project, entity=cfg.wandb_entity)
-    ckpt = load_checkpoint(resolved.path)
-    ckpt.source = resolved.note
-    for key in ARCHITECTURE:
-        if getattr(ckpt.config, key) != getattr(cfg, key):
-            raise CharexpError(f"init_from {cfg.init_from!r} has {key}={getattr(ckpt.config, key)} but this config has {key}={getattr(cfg, key)}; set {key}: {getattr(ckpt.config, key)}")
-    return ckpt
-
-
-def adopt_split(cfg: Config, init: Checkpoint | None) -> Config:
-    """An init_from run splits the data as its checkpoint's run did, unless the config sets split_seed itself:
-    a different split would put part of the checkpoint's training data into this run's test set."""
-    if init is None or "split_seed" in cfg.model_fields_set or init.config.split_seed == cfg.split_seed:
-        return cfg
-    return cfg.updated({"split_seed": init.config.split_seed}, source="init_from's checkpoint")
-
-
-def split_note(corpus: Corpus, init: Checkpoint | None) -> str | None:
-    """A line when this run's test set is not the one its init_from checkpoint was trained beside."""
-    theirs = (init.meta.get("test_set") or {}) if init else {}
-    if not isinstance(theirs, dict) or not theirs.get("id") or theirs["id"] == fingerprint_test_set(corpus)["id"]:
-        return None
-    return (f"note: init_from's checkpoint was trained beside another test set ({describe_test_set(theirs)}); this run's "
-            "test/loss may include utterances it trained on, and it does not compete with that checkpoint for best-test-loss")
 
 
 def build(cfg: Config, vocab: Vocab | None) -> tuple[Config, Corpus, Checkpoint | None]:
     init = load_init(cfg)
-    cfg = adopt_split(cfg, init)
+    cfg = adopt_split(adopt_architecture(cfg, init), init)
     vocab = vocab or (init.vocab if init else None)
     corpus = load_corpus(resolve_data_path(cfg.data), cfg.split, cfg.test_fraction, cfg.split_seed, vocab)
     return cfg, corpus, init
@@ -121,14 +110,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def new_model(cfg: Config, vocab_size: int, device: torch.device, init: Checkpoint | None) -> CharLSTM:
+    """The run's starting model: seeded, its device configured, init_from's weights loaded, on the device. A
+    range test (charexp lr-find) starts from exactly the model a run with this config would."""
+    seed_everything(cfg.seed)
+    if device.type == "cuda":
+        configure_cuda()
+    elif device.type == "cpu":
+        configure_cpu()
+    model = CharLSTM.from_config(cfg, vocab_size)
+    if init:
+        model.load_state_dict(init.model.state_dict())
+    return model.to(device)
+
+
 def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Config, Corpus, Checkpoint | None, torch.device]:
     """Everything that can reject the config, done before any run, file or W&B record exists (only the
     artifact store's directory is made, to prove that checkpoints can be written there). Returns the config
     with what init_from's checkpoint settles (its split_seed) filled in."""
-    device = resolve_device(cfg.device)
-    if cfg.amp and device.type == "cpu" and not cpu_has_bf16_lstm():
-        raise CharexpError("amp: true needs a bf16 LSTM, which this CPU does not have (oneDNN's needs AVX-512); "
-                           "set amp: false (bf16 autocast is meant for CUDA)")
+    device = training_device(cfg.device, cfg.amp)
     cfg, corpus, init = build(cfg, vocab)
     check_primes(list(cfg.sample_chars), corpus.vocab)
     ArtifactStore(cfg.artifacts_dir, cfg.artifact_name).check_writable()  # now, not after the first epoch
@@ -142,21 +142,23 @@ def main(argv: list[str] | None = None) -> int:
     if resume:
         cfg = stored_config(resume.state["config"], source="the resume state", fix=STORED_FIX)
     elif cfg is None:
-        raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), see python train.py --help")
+        raise CharexpError("no config given; pass --config configs/quick.yaml (or --resume last), "
+                           "see python train.py --help")
     vocab = Vocab(tuple(resume.state["vocab"])) if resume else None
     cfg, corpus, init, device = prepare(cfg, vocab)  # bad data or init_from: one sentence, before anything is printed
     if check:  # everything that could refuse the config has run; nothing is started, no W&B run, no run directory
-        Console(stderr=True).print(config_table(cfg.to_dict(), title="charexp config (resolved)"))
+        make_console().print(config_table(cfg.to_dict(), title="charexp config (resolved)"))
         print(f"config OK: {corpus.describe()}; device {device}; nothing was started (drop --check to train)")
         return 0
     mode, note = choose_mode(cfg.wandb_mode)
-    console = Console(stderr=True)
+    console = make_console()
     console.print(config_table(cfg.to_dict(), title="charexp config"))
     if note:
         console.print(note, highlight=False)
 
     run_id = resume.run_id if resume else new_run_id()
-    tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode, group=replicate_group(cfg.to_dict()))
+    tracker = Tracker(cfg.to_dict(), RunDir(cfg.runs_dir, run_id), resume=bool(resume), mode=mode,
+                      group=replicate_group(cfg.to_dict()))
     try:
         swept = {k: v for k, v in tracker.wandb_config.items() if k in Config.model_fields and v != getattr(cfg, k)}
         if swept and not resume:  # wandb.config wins (a sweep's values); rebuild what depends on it
@@ -180,19 +182,13 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     for note in inert_schedule_keys(cfg):
         console.print(note, highlight=False)
 
-    seed_everything(cfg.seed)
-    if device.type == "cuda":
-        configure_cuda()
-    elif device.type == "cpu":
-        configure_cpu()
-    model = CharLSTM.from_config(cfg, len(corpus.vocab))
+    model = new_model(cfg, len(corpus.vocab), device, init)
     if init:
-        model.load_state_dict(init.model.state_dict())
         console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})"
                       + (f"\n  init_from {init.source}" if init.source else ""), highlight=False)
-        if note := split_note(corpus, init):
-            console.print(note, highlight=False)
-    model.to(device)
+        for note in (adopted_line(init), split_note(corpus, init)):
+            if note:
+                console.print(note, highlight=False)
     stop = StopRequest()
     trainer = Trainer(cfg, corpus, model, tracker, ArtifactStore(cfg.artifacts_dir, cfg.artifact_name), stop)
     if resume:
@@ -200,13 +196,15 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
         console.print(f"resuming run {run_dir.run_id} at epoch {trainer.pos.epoch + 1}, step {trainer.pos.step}")
 
     def summary(state: str) -> RunSummary:
-        best, pos = trainer.best, trainer.pos
+        pauses, pos = trainer.pauses, trainer.pos
+        best = pauses.best
         return RunSummary(
-            run_id=run_dir.run_id, state=state, project=tracker.project, sweep_id=tracker.sweep_id, wandb_mode=tracker.mode,
-            wandb_dir=tracker.files_dir, device=str(device), best_test_loss=best["test/loss"] if best["step"] is not None else None,
-            best_epoch=best["epoch"], best_step=best["step"], last_eval=trainer.last_eval[1] if trainer.last_eval else None,
+            run_id=run_dir.run_id, state=state, project=tracker.project, sweep_id=tracker.sweep_id,
+            wandb_mode=tracker.mode, wandb_dir=tracker.files_dir, device=str(device),
+            best_test_loss=best["test/loss"] if best["step"] is not None else None, best_epoch=best["epoch"],
+            best_step=best["step"], last_eval=pauses.last_eval[1] if pauses.last_eval else None,
             epoch=pos.epoch, step=pos.step, chars=pos.chars, seconds=round(pos.seconds, 2), artifact=cfg.artifact_name,
-            versions=trainer.versions, rejected_epochs=list(trainer.rejections.rejected),
+            versions=pauses.versions, rejected_epochs=list(trainer.rejections.rejected),
         )
 
     run_dir.write_summary(summary("running"))
@@ -226,7 +224,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
                      "rejected_epochs": final.rejected_epochs})
     if outcome is Outcome.PREEMPTED:
         tracker.finish(exit_code=stop.exit_code, preempting=True)
-        console.print(f"stopped: resume state saved in {run_dir.state_path}; continue with python train.py --resume {run_dir.run_id}")
+        console.print(f"stopped: resume state saved in {run_dir.state_path}; "
+                      f"continue with python train.py --resume {run_dir.run_id}")
         return stop.exit_code
     tracker.finish(exit_code=0)
     console.print(run_summary_table(final))

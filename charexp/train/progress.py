@@ -6,10 +6,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from charexp.console import make_console
+
 
 class TrainProgress:
     def __init__(self, total_steps: int, completed: int = 0, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console()
         self.live = self.console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
@@ -23,7 +25,8 @@ class TrainProgress:
             console=self.console,
             disable=not self.live,
         )
-        self.task = self.progress.add_task("train", total=total_steps, completed=completed, epoch="-", loss="-", cps="-")
+        self.task = self.progress.add_task("train", total=total_steps, completed=completed, epoch="-", loss="-",
+                                           cps="-")
 
     def __enter__(self) -> "TrainProgress":
         self.progress.start()
@@ -39,7 +42,8 @@ class TrainProgress:
     def update(self, step: int, epoch: str, loss: float, chars_per_sec: float) -> None:
         self.progress.update(self.task, completed=step, epoch=epoch, loss=f"{loss:.3f}", cps=f"{chars_per_sec:,.0f}")
         if not self.live:
-            self.console.print(f"step {step:>7} | epoch {epoch} | train/loss {loss:.4f} | {chars_per_sec:,.0f} chars/s", highlight=False)
+            self.console.print(f"step {step:>7} | epoch {epoch} | train/loss {loss:.4f} | {chars_per_sec:,.0f} chars/s",
+                               highlight=False)
 
     def print(self, message: str) -> None:
         self.console.print(message, highlight=False)

@@ -33,7 +33,8 @@ class Rejections:
         return not math.isfinite(loss) or loss > self.kept_loss
 
     def reject(self, model: torch.nn.Module, epoch: int, factor: float) -> None:
-        """Epoch `epoch` (1-based) is rejected: back to the kept weights (in place, so the parameters stay the same objects)."""
+        """Epoch `epoch` (1-based) is rejected: back to the kept weights (in place, so the parameters stay the
+        same objects)."""
         if self.kept_weights is None:
             raise RuntimeError("reject() before keep(): there are no weights to go back to")
         model.load_state_dict(self.kept_weights)

@@ -33,7 +33,8 @@ class StopRequest:
         if self.signum is None:
             self.signum = signum
             name = signal.Signals(signum).name
-            print(f"\n{name} received: saving a resume state at the end of this step (Ctrl-C again to exit at once)", file=sys.stderr)
+            print(f"\n{name} received: saving a resume state at the end of this step (Ctrl-C again to exit at once)",
+                  file=sys.stderr)
 
     def install(self) -> "StopRequest":
         for sig in (signal.SIGTERM, signal.SIGINT):

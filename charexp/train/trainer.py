@@ -3,37 +3,33 @@
 No host sync happens inside the step loop: the running loss accumulates on the device and is
 read only every `log_every` iterations. The loop's whole position (epoch, batch, step, RNG,
 optimizer) goes into the resume state, so a killed run continues bit-identically on CPU.
+What the loop pauses for (eval, samples, publishing a version) is in pauses.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
 from enum import Enum
-from pathlib import Path
-from typing import Any
 
 import torch
-from rich.markup import escape
 
 from charexp.config import Config
 from charexp.data.batching import EncodedSplit, EpochPlan, plan_epoch
-from charexp.data.corpus import Corpus, fingerprint_test_set
+from charexp.data.corpus import Corpus
 from charexp.errors import TrainingDiverged
 from charexp.model import CharLSTM
-from charexp.sample.generate import generate
 from charexp.store.artifacts import ArtifactStore
-from charexp.store.checkpoint import ResumeState, save_state, write_checkpoint
-from charexp.tracking.publish import Publisher
+from charexp.store.checkpoint import ResumeState, save_state
 from charexp.tracking.tracker import Tracker
-from charexp.train.evaluate import Evaluator, masked_loss_sum
 from charexp.train.lr_schedule import RunClock, lr_at, run_steps
 from charexp.train.metrics import LossWindow
+from charexp.train.pauses import Pauses, check_finite_weights, diverged
 from charexp.train.progress import TrainProgress
 from charexp.train.rejection import Rejections
 from charexp.train.signals import StopRequest
+from charexp.train.step import make_autocast, new_optimizer, train_step
 
 
 class Outcome(str, Enum):
@@ -54,45 +50,21 @@ class Position:
     chars: int = 0  # characters trained on
 
 
-def make_autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    if amp:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def diverged(what: str, lr: float, reason: str | None = None) -> TrainingDiverged:
-    """`what` became non-finite: the error advises; its reason (what reject_worse reports) does not."""
-    return TrainingDiverged(f"{what}; lower lr (now {lr:g}) or set grad_clip, then start a new run", reason=reason or what)
-
-
-def seeded(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """A generator for eval/sampling that never touches the training RNG stream."""
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
-
-
 class Trainer:
-    def __init__(self, cfg: Config, corpus: Corpus, model: CharLSTM, tracker: Tracker, store: ArtifactStore, stop: StopRequest):
-        self.cfg, self.corpus, self.model, self.tracker, self.store, self.stop = cfg, corpus, model, tracker, store, stop
+    def __init__(self, cfg: Config, corpus: Corpus, model: CharLSTM, tracker: Tracker, store: ArtifactStore,
+                 stop: StopRequest):
+        self.cfg, self.corpus, self.model, self.tracker, self.stop = cfg, corpus, model, tracker, stop
         self.device = next(model.parameters()).device
         self.autocast = make_autocast(self.device, cfg.amp)
         self.train_split = EncodedSplit(corpus.train, corpus.vocab, self.device)
-        self.evaluate = Evaluator(EncodedSplit(corpus.test, corpus.vocab, self.device), make_autocast(self.device, cfg.amp))
-        self.optimizer = self.new_optimizer()
-        self.publisher = Publisher(store, tracker, fingerprint_test_set(corpus))
+        self.pauses = Pauses(cfg, corpus, model, tracker, store)
+        self.optimizer = new_optimizer(self.model, self.cfg.lr)
         self.pos = Position()
         self.rejections = Rejections()
         self.window = LossWindow(self.device)
         self.started = time.perf_counter()
         self.batches_in_epoch = 1
         self._total_steps: int | None = None
-        self.best: dict[str, Any] = {"test/loss": math.inf, "epoch": None, "step": None}
-        self.versions: list[str] = []
-        self.last_eval: tuple[int, dict[str, float]] | None = None
-        self.published_step = -1
-
-    def new_optimizer(self) -> torch.optim.Optimizer:
-        fused = self.device.type == "cuda"
-        return torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=fused or None, foreach=None if fused else True)
 
     # --- resume state -------------------------------------------------------------------
     def state_dict(self) -> ResumeState:
@@ -105,9 +77,9 @@ class Trainer:
             rng_cpu=torch.get_rng_state(),
             rng_cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             position=asdict(self.pos),
-            best=dict(self.best),
-            versions=list(self.versions),
-            published_step=self.published_step,
+            best=dict(self.pauses.best),
+            versions=list(self.pauses.versions),
+            published_step=self.pauses.published_step,
             rejections=self.rejections.state_dict(),
         )
 
@@ -118,29 +90,24 @@ class Trainer:
         if state.rng_cuda and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state.rng_cuda)
         self.pos = Position(**state.position)
-        self.best = dict(state.best)
-        self.versions = list(state.versions)
-        self.published_step = int(state.published_step)
+        self.pauses.best = dict(state.best)
+        self.pauses.versions = list(state.versions)
+        self.pauses.published_step = int(state.published_step)
         if state.rejections is not None:
             self.rejections.load_state_dict(state.rejections)
-
-    def check_finite_weights(self) -> None:
-        """An optimizer step can make the weights NaN after a finite loss: stop before they are evaluated,
-        sampled or saved (one host sync, at those pauses only)."""
-        if not bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()):
-            raise diverged(f"the weights became NaN or infinite by step {self.pos.step}", self.current_lr())
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def save_state(self) -> None:
-        self.check_finite_weights()
+        check_finite_weights(self.model, self.pos.step, self.current_lr())
         self.pos.seconds = time.perf_counter() - self.started
         save_state(self.tracker.run_dir.state_path, self.state_dict().to_dict())
 
     def plan(self, epoch: int, device: torch.device) -> EpochPlan:
         cfg = self.cfg
-        return plan_epoch(self.train_split.lengths, cfg.batch_size, cfg.max_len, cfg.seed, epoch, device, cfg.batch_tokens)
+        return plan_epoch(self.train_split.lengths, cfg.batch_size, cfg.max_len, cfg.seed, epoch, device,
+                          cfg.batch_tokens)
 
     def total_steps(self) -> int:
         if self._total_steps is None:
@@ -151,60 +118,21 @@ class Trainer:
     def epoch_progress(self, batches: int) -> float:
         return round(self.pos.epoch + self.pos.batch / max(batches, 1), 4)
 
+    # --- pauses, at the current step and rate (the work is in pauses.py) ----------------
     def run_eval(self, epoch: float, progress: TrainProgress, judge: bool = False) -> dict[str, float]:
-        """Evaluate on the whole test split; `judge`: an epoch end that reject_worse may reject, and the line says so."""
-        if self.last_eval and self.last_eval[0] == self.pos.step:
-            return self.last_eval[1]
-        self.check_finite_weights()
-        metrics = self.evaluate(self.model, seeded(self.cfg.seed, self.pos.step, self.device))
-        if not math.isfinite(metrics["test/loss"]):
-            loss = metrics["test/loss"]
-            raise diverged(f"test/loss became {loss} at step {self.pos.step}", self.current_lr(), f"test/loss became {loss}")
-        self.tracker.log({**metrics, "epoch": epoch}, step=self.pos.step)
-        if metrics["test/loss"] < self.best["test/loss"]:
-            self.best = {"test/loss": metrics["test/loss"], "epoch": epoch, "step": self.pos.step}
-        self.last_eval = (self.pos.step, metrics)
-        verdict = ""
-        if judge and self.cfg.reject_worse and self.rejections.is_worse(metrics["test/loss"]):
-            verdict = f" [bold red]— worse than {self.rejections.kept_loss:.4f} ({self.rejections.kept_name()}): epoch {epoch:g} rejected[/bold red]"
-        progress.print(f"[bold]eval[/bold] step {self.pos.step} (epoch {epoch:g}): test/loss {metrics['test/loss']:.4f} "
-                       f"({metrics['test/bpc']:.4f} bpc), acc_argmax {metrics['test/acc_argmax']:.3f}, acc_sampled {metrics['test/acc_sampled']:.3f}{verdict}")
-        return metrics
+        """Evaluate; `judge`: an epoch end that reject_worse may reject, and the eval line says so."""
+        rejections = self.rejections if judge and self.cfg.reject_worse else None
+        return self.pauses.evaluate(self.pos.step, epoch, self.current_lr(), progress, rejections)
 
     def run_samples(self, epoch: float, progress: TrainProgress, note: str = "") -> None:
-        self.check_finite_weights()
-        cfg = self.cfg
-        primes = list(cfg.sample_chars)
-        with self.autocast:
-            lines = generate(self.model, self.corpus.vocab, primes, cfg.sample_max_len, cfg.sample_temperature, cfg.sample_top_k,
-                             seeded(cfg.seed, self.pos.step, self.device))
-        self.tracker.log_samples(self.pos.step, epoch, list(zip(primes, lines)), note)
-        progress.print(f"[dim]samples at step {self.pos.step} (epoch {epoch:g}{', ' + note if note else ''}):[/dim]")
-        for line in lines:
-            progress.print(f"  {escape(line)}")  # sampled text may hold [brackets] that rich would read as markup
+        self.pauses.sample(self.pos.step, epoch, self.current_lr(), progress, note)
 
     def publish(self, metrics: dict[str, float], epoch: float, aliases: list[str]) -> None:
-        """The current weights as a checkpoint version (once per step, even across a resume)."""
-        if self.published_step == self.pos.step:
-            return
-
-        def write(dest: Path, meta: dict[str, Any]) -> Path:
-            return write_checkpoint(dest, self.model, self.cfg, self.corpus.vocab, meta)
-
-        self.versions.append(self.publisher.publish(write, self.pos.step, epoch, metrics, aliases))
-        self.published_step = self.pos.step
+        self.pauses.publish(self.pos.step, metrics, epoch, aliases)
 
     # --- the loop -----------------------------------------------------------------------
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, tokens: int) -> torch.Tensor:
-        with self.autocast:
-            logits, _ = self.model(inputs)
-        loss = masked_loss_sum(logits, targets) / tokens
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
-        return loss.detach()
+        return train_step(self.model, self.optimizer, inputs, targets, tokens, self.cfg.grad_clip, self.autocast)
 
     def set_lr(self, elapsed: float) -> float:
         clock = RunClock(self.pos.step, self.pos.epoch, self.total_steps(), elapsed)
@@ -218,7 +146,7 @@ class Trainer:
         cfg, pos = self.cfg, self.pos
         self.model.train()
         self.started = time.perf_counter() - pos.seconds
-        if cfg.reject_worse and self.rejections.kept_weights is None:  # the weights to come back to if epoch 1 is worse
+        if cfg.reject_worse and self.rejections.kept_weights is None:  # to come back to if epoch 1 is worse
             self.rejections.keep(self.model, self.run_eval(0.0, progress)["test/loss"], 0)
         while pos.epoch < cfg.epochs and not self.rejections.exhausted(cfg.max_rejections):
             try:
@@ -236,7 +164,7 @@ class Trainer:
             ended = Outcome.FINISHED
         if ended is Outcome.PREEMPTED:
             return Outcome.PREEMPTED
-        if self.published_step != pos.step:  # a max_minutes stop mid-epoch: evaluate and publish where it stopped
+        if self.pauses.published_step != pos.step:  # a max_minutes stop mid-epoch: evaluate, publish where it stopped
             epoch = self.epoch_progress(self.batches_in_epoch)
             self.publish(self.run_eval(epoch, progress), epoch, [])
             self.save_state()
@@ -260,12 +188,13 @@ class Trainer:
                 loss, chars_per_sec = window.read()
                 if not math.isfinite(loss):
                     raise diverged(f"train/loss became {loss} at step {pos.step}", lr)
-                self.tracker.log({"train/loss": loss, "lr": lr, "epoch": epoch, "perf/chars_per_sec": chars_per_sec}, step=pos.step)
+                row = {"train/loss": loss, "lr": lr, "epoch": epoch, "perf/chars_per_sec": chars_per_sec}
+                self.tracker.log(row, step=pos.step)
                 progress.update(pos.step, f"{epoch:.2f}", loss, chars_per_sec)
             pause_start = time.perf_counter()
             if cfg.eval_every and pos.step % cfg.eval_every == 0:
                 self.run_eval(epoch, progress)
-            # the epoch end samples and saves anyway, after its eval (saving before it would repeat the eval on resume)
+            # the epoch end samples and saves anyway, after its eval (saving before would repeat the eval on resume)
             mid_epoch = pos.batch < len(batches)
             if cfg.sample_every and pos.step % cfg.sample_every == 0 and mid_epoch:
                 self.run_samples(epoch, progress)
@@ -286,7 +215,8 @@ class Trainer:
         worse = cfg.reject_worse and self.rejections.is_worse(metrics["test/loss"])
         self.run_samples(float(n), progress, note="rejected" if worse else "")
         if worse:
-            self.reject(progress, f"test/loss {metrics['test/loss']:.4f} is worse than {self.rejections.kept_loss:.4f}")
+            loss, kept = metrics["test/loss"], self.rejections.kept_loss
+            self.reject(progress, f"test/loss {loss:.4f} is worse than {kept:.4f}")
             return
         self.publish(metrics, float(n), [f"epoch-{n}"])
         if cfg.reject_worse:
@@ -297,12 +227,14 @@ class Trainer:
         cfg, n, rejections = self.cfg, self.pos.epoch + 1, self.rejections
         kept = rejections.kept_name()
         rejections.reject(self.model, n, cfg.reject_factor)
-        self.optimizer = self.new_optimizer()
+        self.optimizer = new_optimizer(self.model, self.cfg.lr)
         self.window.reset()
-        self.last_eval = None  # the cached eval was of the rejected weights
-        self.published_step = self.pos.step  # the weights now held are already a version (or the start): nothing new to publish
+        self.pauses.weights_replaced(self.pos.step)
         lr = self.set_lr(time.perf_counter() - self.started)
-        self.tracker.log({"rejections": rejections.count, "rejected_epoch": n, "lr": lr, "epoch": float(n)}, step=self.pos.step)
-        end = "; that was the last one allowed (max_rejections), so the run ends here" if rejections.exhausted(cfg.max_rejections) else ""
-        progress.print(f"[bold red]epoch {n} rejected[/bold red] at step {self.pos.step}: {reason}; back to {kept}, fresh optimizer, "
-                       f"lr now {lr:g} (rejection {rejections.count} of {cfg.max_rejections}){end}")
+        row = {"rejections": rejections.count, "rejected_epoch": n, "lr": lr, "epoch": float(n)}
+        self.tracker.log(row, step=self.pos.step)
+        end = ""
+        if rejections.exhausted(cfg.max_rejections):
+            end = "; that was the last one allowed (max_rejections), so the run ends here"
+        progress.print(f"[bold red]epoch {n} rejected[/bold red] at step {self.pos.step}: {reason}; back to {kept}, "
+                       f"fresh optimizer, lr now {lr:g} (rejection {rejections.count} of {cfg.max_rejections}){end}")

@@ -16,7 +16,8 @@ from charexp.train.evaluate import masked_loss_sum
 
 from foundation import DEVICE
 
-TEXTS = ["KIRK: Spock!", "SPOCK: Fascinating.", "Hi", "MCCOY: He's dead, Jim. Dead as a doornail, I tell you.", "UHURA: Aye, sir.", "ok"]
+TEXTS = ["KIRK: Spock!", "SPOCK: Fascinating.", "Hi", "MCCOY: He's dead, Jim. Dead as a doornail, I tell you.",
+         "UHURA: Aye, sir.", "ok"]
 
 
 def tiny_model(vocab: Vocab, seed: int = 0, layers: int = 2) -> CharLSTM:
@@ -33,7 +34,8 @@ def one_utterance(model: CharLSTM, vocab: Vocab, text: str) -> tuple[torch.Tenso
 
 def test_encoding_appends_end_of_line_and_maps_unknown_characters():
     vocab = Vocab.from_texts(["abc"])
-    assert encode_all(["ab", "cz"], vocab).tolist() == [vocab.index["a"], vocab.index["b"], vocab.eol, vocab.index["c"], vocab.unk, vocab.eol]
+    assert encode_all(["ab", "cz"], vocab).tolist() == [vocab.index["a"], vocab.index["b"], vocab.eol, vocab.index["c"],
+                                                        vocab.unk, vocab.eol]
     assert encode_all(["\u2603x"], vocab).tolist() == [vocab.unk, vocab.unk, vocab.eol]
 
 
@@ -107,7 +109,8 @@ def test_epoch_plan_covers_every_utterance_once_and_is_reproducible():
     plan = plan_epoch(lens, batch_size=16, max_len=64, seed=3, epoch=2, device=torch.device("cpu"))
     ids = plan.ids.tolist()
     assert sorted(ids) == list(range(len(lens)))
-    assert [b.start for b in plan.batches] == [0] + [b.stop for b in plan.batches[:-1]] and plan.batches[-1].stop == len(ids)
+    assert [b.start for b in plan.batches] == [0] + [b.stop for b in plan.batches[:-1]]
+    assert plan.batches[-1].stop == len(ids)
     for batch in plan.batches:
         chunk = lens[ids[batch.start : batch.stop]]
         assert 1 <= len(chunk) <= 16

@@ -25,7 +25,8 @@ REAL_FORMAT = (
     "NEXTEPISODE" + "," * 40 + "\n"
 )
 EXPECTED = [
-    ["SPOCK: Check the circuit.", "TYLER: All operating, sir.", 'KIRK: He said "warp", Spock.', "(Kirk enters)", "MCCOY: He's dead", "UHURA: Hailing frequencies, open."],
+    ["SPOCK: Check the circuit.", "TYLER: All operating, sir.", 'KIRK: He said "warp", Spock.', "(Kirk enters)",
+     "MCCOY: He's dead", "UHURA: Hailing frequencies, open."],
     ["PIKE: Drop by my cabin, Doctor.", "BOYCE [OC]: Boyce here."],
 ]
 
@@ -140,7 +141,8 @@ def test_real_file_episode_split(real_csv):
 
 def test_vocabulary_comes_from_train_and_unseen_test_chars_are_counted(tmp_path):
     """Episode e uses its own Greek letter; the letters of the test episodes are never seen in training."""
-    text = "\nNEXTEPISODE\n".join("\n".join(f"KIRK: {chr(0x3B1 + e)}{chr(0x3B1 + e)} line {i}" for i in range(3)) for e in range(10))
+    episodes = ["\n".join(f"KIRK: {chr(0x3B1 + e)}{chr(0x3B1 + e)} line {i}" for i in range(3)) for e in range(10)]
+    text = "\nNEXTEPISODE\n".join(episodes)
     path = tmp_path / "greek.txt"
     path.write_text(text, encoding="utf-8")
     corpus = load_corpus(path, split="episode", test_fraction=0.3, split_seed=0)

@@ -21,7 +21,8 @@ def mirror(tmp_path: Path, content: bytes = CONTENT) -> tuple[KnownCorpus, str]:
     source = tmp_path / "mirror" / "mini.csv"
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(content)
-    corpus = KnownCorpus(name="mini", filename="mini.csv", url=source.as_uri(), sha256=hashlib.sha256(content).hexdigest(), size=len(content))
+    corpus = KnownCorpus(name="mini", filename="mini.csv", url=source.as_uri(),
+                         sha256=hashlib.sha256(content).hexdigest(), size=len(content))
     return corpus, source.as_uri()
 
 
@@ -96,15 +97,17 @@ def test_the_real_corpus_through_file_url(real_csv, tmp_path, monkeypatch):
 
 
 def test_charexp_data_download_command(real_csv, tmp_path):
-    script = Path(sys.executable).with_name("charexp")  # the console script; without it (not pip-installed) the same entry point
+    # the console script; without it (not pip-installed) the same entry point
+    script = Path(sys.executable).with_name("charexp")
     charexp = [str(script)] if script.exists() else [sys.executable, "-c", "from charexp.cli import main; main()"]
     out = subprocess.run([*charexp, "data", "download", "--url", real_csv.as_uri()], capture_output=True, text=True,
                          env=os.environ.copy(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "cache" / STARTREK.filename).stat().st_size == STARTREK.size
-    bad = subprocess.run([*charexp, "data", "download", "--force", "--url", "file:///nonexistent/x.csv"], capture_output=True,
-                         text=True, env=os.environ.copy(), timeout=120)
-    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "data:" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([*charexp, "data", "download", "--force", "--url", "file:///nonexistent/x.csv"],
+                         capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "data:" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_a_damaged_cached_copy_is_not_used(tmp_path, monkeypatch):
@@ -118,6 +121,7 @@ def test_a_damaged_cached_copy_is_not_used(tmp_path, monkeypatch):
     assert resolve_data_path("mini") == path
     assert path.read_bytes() == CONTENT
     path.write_bytes(CONTENT[:10])
-    monkeypatch.setitem(download_module.KNOWN, "mini", KnownCorpus(corpus.name, corpus.filename, "file:///nonexistent/mini.csv", corpus.sha256, corpus.size))
+    unreachable = KnownCorpus(corpus.name, corpus.filename, "file:///nonexistent/mini.csv", corpus.sha256, corpus.size)
+    monkeypatch.setitem(download_module.KNOWN, "mini", unreachable)
     with pytest.raises(CharexpError, match="data:"):
         resolve_data_path("mini")

@@ -72,7 +72,8 @@ def test_a_config_saved_before_split_seed_keeps_the_split_its_seed_made():
     old = load_config(None, {"seed": 3}).to_dict()
     del old["split_seed"]  # what a resume state or checkpoint.json held before split_seed existed
     assert stored_config(old, source="old state", fix="-").split_seed == 3
-    assert stored_config({**old, "split_seed": 0}, source="new state", fix="-").split_seed == 0  # a new one is read as is
+    # a new one is read as is
+    assert stored_config({**old, "split_seed": 0}, source="new state", fix="-").split_seed == 0
 
 
 def test_an_old_resume_state_resumes_on_its_own_split(tiny_config, tmp_path):
@@ -121,8 +122,9 @@ def test_an_old_stores_test_set_ids_are_unchanged(tiny_csv):
 
     corpus = load_corpus(tiny_csv, split_seed=4)
     vocab = "".join(corpus.vocab.chars)
-    old_fields = {"corpus_sha256": hashlib.sha256(tiny_csv.read_bytes()).hexdigest(), "split": "episode", "test_fraction": 0.1,
-                  "seed": 4, "vocab_sha256": hashlib.sha256(vocab.encode("utf-8")).hexdigest(), "vocab_size": len(corpus.vocab)}
+    old_fields = {"corpus_sha256": hashlib.sha256(tiny_csv.read_bytes()).hexdigest(), "split": "episode",
+                  "test_fraction": 0.1, "seed": 4, "vocab_sha256": hashlib.sha256(vocab.encode("utf-8")).hexdigest(),
+                  "vocab_size": len(corpus.vocab)}
     old_id = hashlib.sha256(json.dumps(old_fields, sort_keys=True).encode("utf-8")).hexdigest()
     from charexp.data.corpus import fingerprint_test_set
 

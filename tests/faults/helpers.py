@@ -20,8 +20,8 @@ FAULT_PROGRAM = HERE / "train_with_faults.py"  # train.py with inject.py's fault
 # The fault runs: TINY (2 epochs x 20 steps), a resume state every 10 steps, samples every 10, evals at
 # epoch ends, train/loss checked every 5 steps; W&B disabled except where a test says otherwise (the
 # W&B side of a kill is covered by test_resume.py), so that the many short runs stay fast.
-FAULT_CONFIG = {"epochs": 2, "eval_every": 0, "sample_every": 10, "checkpoint_every": 10, "log_every": 5, "device": "cpu",
-                "wandb_mode": "disabled"}
+FAULT_CONFIG = {"epochs": 2, "eval_every": 0, "sample_every": 10, "checkpoint_every": 10, "log_every": 5,
+                "device": "cpu", "wandb_mode": "disabled"}
 TOTAL_STEPS = 40
 RUN_ID = "faulty01"
 
@@ -47,10 +47,12 @@ class Faulty:
 
 def fault_env(faults: list[dict[str, Any]], log: Path, env: dict | None = None) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k != "WANDB_RUN_ID"}
-    return {**environ, **SUBPROCESS_ENV, "CHAREXP_FAULTS": json.dumps(faults), "CHAREXP_FAULT_LOG": str(log), **(env or {})}
+    return {**environ, **SUBPROCESS_ENV, "CHAREXP_FAULTS": json.dumps(faults), "CHAREXP_FAULT_LOG": str(log),
+            **(env or {})}
 
 
-def run_with_faults(args: list[str], cwd: Path, faults: list[dict[str, Any]], env: dict | None = None, timeout: float = 240) -> Faulty:
+def run_with_faults(args: list[str], cwd: Path, faults: list[dict[str, Any]], env: dict | None = None,
+                    timeout: float = 240) -> Faulty:
     """`python train.py ARGS` in a fresh interpreter, with `faults` installed."""
     log = cwd / "faults.log"
     log.unlink(missing_ok=True)
@@ -83,7 +85,8 @@ def check_store(artifacts: Path, name: str = "charlstm", empty: bool = False) ->
     for version, entry in versions.items():
         assert re.fullmatch(r"v\d+", version)
         ckpt = load_checkpoint(artifacts / name / version)  # both files there, weights match the config
-        assert sorted(p.name for p in (artifacts / name / version).iterdir()) == ["checkpoint.json", "model.safetensors"]
+        assert sorted(p.name for p in (artifacts / name / version).iterdir()) == ["checkpoint.json",
+                                                                                  "model.safetensors"]
         assert ckpt.meta["step"] == entry["step"] and ckpt.meta["test_loss"] == entry["test_loss"]
         assert math.isfinite(entry["test_loss"]), f"{version} has a non-finite test_loss"
     for alias, version in index["aliases"].items():
@@ -91,7 +94,8 @@ def check_store(artifacts: Path, name: str = "charlstm", empty: bool = False) ->
     if versions:
         assert index["aliases"]["latest"] == max(versions, key=lambda v: int(v[1:]))
         best = index["aliases"]["best-test-loss"]
-        assert versions[best]["test_loss"] == min(v["test_loss"] for v in versions.values()), "best-test-loss is not the minimum"
+        lowest = min(v["test_loss"] for v in versions.values())
+        assert versions[best]["test_loss"] == lowest, "best-test-loss is not the minimum"
     return index
 
 
@@ -101,8 +105,11 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def published(index: dict[str, Any]) -> list[tuple[str, int, Any, float, tuple[str, ...]]]:
-    """(version, step, epoch, test_loss, aliases) per version: what must equal the uninterrupted run's."""
-    aliases = {v["version"]: tuple(sorted(a for a, to in index["aliases"].items() if to == v["version"])) for v in index["versions"]}
+    """(version, step, epoch, test_loss, aliases) per version: what must equal the uninterrupted run's. The
+    run-scoped alias names the run's id, which differs between the two runs: it compares as `run-<id>`."""
+    aliases = {v["version"]: tuple(sorted("run-<id>" if a.startswith("run-") else a
+                                          for a, to in index["aliases"].items() if to == v["version"]))
+               for v in index["versions"]}
     return [(v["version"], v["step"], v["epoch"], v["test_loss"], aliases[v["version"]]) for v in index["versions"]]
 
 
@@ -111,7 +118,7 @@ def assert_same_final_weights(artifacts_a: Path, state_a: Path, artifacts_b: Pat
     from charexp.store.artifacts import ArtifactStore
     from charexp.store.checkpoint import load_state
 
-    a, b = ArtifactStore(artifacts_a, "charlstm").resolve("latest"), ArtifactStore(artifacts_b, "charlstm").resolve("latest")
+    a, b = (ArtifactStore(artifacts, "charlstm").resolve("latest") for artifacts in (artifacts_a, artifacts_b))
     assert a.meta["step"] == b.meta["step"]
     assert_same_tensors(read_tensors(a.path / "model.safetensors"), read_tensors(b.path / "model.safetensors"))
     sa, sb = load_state(state_a), load_state(state_b)

@@ -7,7 +7,8 @@ unchanged); nothing in charexp knows about it. $CHAREXP_FAULTS holds a JSON list
      "call": 15,                 # the 1-based call (of the calls that match `path`) at which to act
      "from_call": false,         # act at that call and every later one (a disk that stays full)
      "when": "before",           # act before the real call, or "after" it returned
-     "action": "kill",           # kill (SIGKILL) | sigterm | sigint | enospc | eacces | truncate_kill | nan_weights | sleep
+     "action": "kill",           # kill (SIGKILL) | sigterm | sigint | enospc | eacces | truncate_kill | nan_weights
+                                 # | sleep
      "path": "index\\.json$",     # only count calls with an argument (str or path) that this regex matches
      "seconds": 0.2}             # for sleep
 

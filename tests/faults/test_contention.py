@@ -29,8 +29,8 @@ def test_three_concurrent_runs_lose_no_version_and_best_is_the_true_minimum(faul
         "command": ["${env}", "${interpreter}", "${program}", "--config", str(config), "${args}"]}))
     slow_index = fault("os:replace", 1, "sleep", path=r"/index\.json$", from_call=True, seconds=0.5)
     env = fault_env([slow_index], tmp_path / "faults.log", {"WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline"})
-    out = subprocess.run([sys.executable, "-m", "charexp.cli", "sweep", str(sweep), "--workers", "3"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "charexp.cli", "sweep", str(sweep), "--workers", "3"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert len((tmp_path / "faults.log").read_text().splitlines()) == 6  # every index update went through the slow path
 
@@ -41,7 +41,8 @@ def test_three_concurrent_runs_lose_no_version_and_best_is_the_true_minimum(faul
     index = check_store(tmp_path / "artifacts")  # whole versions, aliases on listed versions, best = minimum
     versions = {v["version"]: v for v in index["versions"]}
     assert sorted(versions, key=lambda v: int(v[1:])) == [f"v{i}" for i in range(6)]  # no number lost or reused
-    assert sorted((v["run_id"], v["step"]) for v in versions.values()) == sorted((r.run_id, s) for r in runs for s in (5, 10))
+    published = sorted((v["run_id"], v["step"]) for v in versions.values())
+    assert published == sorted((r.run_id, s) for r in runs for s in (5, 10))
     best = min(versions.values(), key=lambda v: v["test_loss"])
     assert index["aliases"]["best-test-loss"] == best["version"]
     for run in runs:  # each run's own record of what it published matches the store

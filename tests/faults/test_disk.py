@@ -30,7 +30,9 @@ from faults.helpers import (
 from foundation import assert_same_tensors, read_tensors, run_main
 
 SAVE_FILE = "safetensors.torch:save_file"
-FULL = r"\(No space left on device\); free some space or choose a writable directory — earlier checkpoints are untouched$"
+REMEDY = r"free some space or choose a writable directory — earlier checkpoints are untouched$"
+FULL = r"\(No space left on device\); " + REMEDY
+CHECKPOINT = r"^error: could not write a checkpoint to \S*artifacts/charlstm "
 
 
 def first_version_intact(tmp_path, straight) -> None:
@@ -39,31 +41,35 @@ def first_version_intact(tmp_path, straight) -> None:
     assert [v[:4] for v in published(index)] == [v[:4] for v in published(straight.index)][:1]
     store = tmp_path / "artifacts" / "charlstm"
     load_checkpoint(store / "v0")
-    assert_same_tensors(read_tensors(store / "v0" / "model.safetensors"), read_tensors(straight.artifacts / "charlstm" / "v0" / "model.safetensors"))
+    assert_same_tensors(read_tensors(store / "v0" / "model.safetensors"),
+                        read_tensors(straight.artifacts / "charlstm" / "v0" / "model.safetensors"))
     assert sorted(p.name for p in store.iterdir() if p.is_dir()) == ["v0"] and leftovers(store) == []
 
 
 FULL_DISK = [
     # epoch 2's model.safetensors cannot be written
-    pytest.param([fault(SAVE_FILE, 2, "enospc")], r"^error: could not write a checkpoint to \S*artifacts/charlstm " + FULL, 30, "crashed",
-                 id="checkpoint-weights"),
+    pytest.param([fault(SAVE_FILE, 2, "enospc")], CHECKPOINT + FULL, 30, "crashed", id="checkpoint-weights"),
     # epoch 2's version is written, its index.json update is not
-    pytest.param([fault("os:replace", 2, "enospc", path=r"/index\.json$")], r"^error: could not write a checkpoint to \S*artifacts/charlstm " + FULL,
-                 30, "crashed", id="artifact-index"),
+    pytest.param([fault("os:replace", 2, "enospc", path=r"/index\.json$")], CHECKPOINT + FULL, 30, "crashed",
+                 id="artifact-index"),
     # the step-30 resume state cannot be written (the step-20 one stays)
-    pytest.param([fault("os:replace", 3, "enospc", path=r"/state\.pt$")], rf"^error: could not write the resume state to \S*runs/{RUN_ID} " + FULL,
-                 20, "crashed", id="resume-state"),
+    pytest.param([fault("os:replace", 3, "enospc", path=r"/state\.pt$")],
+                 rf"^error: could not write the resume state to \S*runs/{RUN_ID} " + FULL, 20, "crashed",
+                 id="resume-state"),
     # the disk stays full: after the checkpoint fails, the run's own summary cannot be written either
-    pytest.param([fault(SAVE_FILE, 2, "enospc"), fault("os:replace", 2, "enospc", path=r"/summary\.json$", from_call=True)],
-                 r"^error: could not write a checkpoint to \S*artifacts/charlstm " + FULL, 30, "running", id="stays-full"),
+    pytest.param([fault(SAVE_FILE, 2, "enospc"),
+                  fault("os:replace", 2, "enospc", path=r"/summary\.json$", from_call=True)],
+                 CHECKPOINT + FULL, 30, "running", id="stays-full"),
     # the history can no longer be appended to (from step 25's log line on: the 6th row)
     pytest.param([fault("builtins:open", 6, "enospc", path=r"/history\.jsonl$", from_call=True)],
-                 rf"^error: could not write the run history to \S*runs/{RUN_ID} " + FULL, 20, "crashed", id="run-history"),
+                 rf"^error: could not write the run history to \S*runs/{RUN_ID} " + FULL, 20, "crashed",
+                 id="run-history"),
 ]
 
 
 @pytest.mark.parametrize("faults, message, saved_step, summary_state", FULL_DISK)
-def test_a_full_disk_is_one_clear_error_and_earlier_checkpoints_stay(faults, message, saved_step, summary_state, straight, fault_config, tmp_path):
+def test_a_full_disk_is_one_clear_error_and_earlier_checkpoints_stay(faults, message, saved_step, summary_state,
+                                                                      straight, fault_config, tmp_path):
     run = RunDir(tmp_path / "runs", RUN_ID)
     out = run_with_faults(["--config", str(fault_config())], tmp_path, faults, env={"WANDB_RUN_ID": RUN_ID})
     assert out.returncode == 2, out.stderr[-3000:]
@@ -78,7 +84,8 @@ def test_a_full_disk_is_one_clear_error_and_earlier_checkpoints_stay(faults, mes
 def test_after_a_full_disk_the_run_resumes_to_the_same_end(straight, fault_config, tmp_path):
     """Space freed: the run that failed to write epoch 2's checkpoint continues from its step-30 state."""
     run = RunDir(tmp_path / "runs", RUN_ID)
-    out = run_with_faults(["--config", str(fault_config())], tmp_path, [fault(SAVE_FILE, 2, "enospc")], env={"WANDB_RUN_ID": RUN_ID})
+    out = run_with_faults(["--config", str(fault_config())], tmp_path, [fault(SAVE_FILE, 2, "enospc")],
+                          env={"WANDB_RUN_ID": RUN_ID})
     assert out.returncode == 2, out.stderr[-3000:]
     code, log = run_main(["--resume", RUN_ID])
     assert code == 0, log
@@ -100,11 +107,11 @@ def test_an_unwritable_artifact_store_is_one_clear_error_and_its_versions_stay(s
     finally:
         store.chmod(0o755)
     assert out.returncode == 2, out.stderr[-3000:]
-    assert_one_clear_error(out.stderr, r"^error: could not write a checkpoint to \S*artifacts/charlstm \(Permission denied\); "
-                                       r"free some space or choose a writable directory — earlier checkpoints are untouched$")
+    assert_one_clear_error(out.stderr, CHECKPOINT + r"\(Permission denied\); " + REMEDY)
     assert snapshot(tmp_path / "artifacts") == before
     check_store(tmp_path / "artifacts")
-    assert not (tmp_path / "runs").exists() and "eval step" not in out.stderr  # refused before training, not an epoch later
+    # refused before training, not an epoch later
+    assert not (tmp_path / "runs").exists() and "eval step" not in out.stderr
 
 
 @pytest.mark.parametrize("where", ["artifacts", "runs"])
@@ -133,5 +140,6 @@ def test_an_unwritable_runs_directory_is_one_clear_error(straight, fault_config,
     finally:
         (tmp_path / "runs").chmod(0o755)
     assert out.returncode == 2, out.stderr[-3000:]
-    assert_one_clear_error(out.stderr, rf"^error: could not create the run directory \S*runs/{RUN_ID} \(Permission denied\)")
+    assert_one_clear_error(out.stderr,
+                           rf"^error: could not create the run directory \S*runs/{RUN_ID} \(Permission denied\)")
     assert snapshot(tmp_path / "artifacts") == before and list((tmp_path / "runs").iterdir()) == []

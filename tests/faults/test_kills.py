@@ -65,10 +65,11 @@ KILL_POINTS = [
     # between backward() and optimizer.step() of step 15
     KillPoint("mid-step", fault("torch.nn.utils:clip_grad_norm_", 15, "kill"), state_step=10, versions=0),
     # inside the epoch-2 evaluation, after its first batch was scored
-    KillPoint("mid-eval", fault("charexp.train.evaluate:masked_loss_sum", 2, "kill", when="after"), state_step=30, versions=1),
+    KillPoint("mid-eval", fault("charexp.train.evaluate:masked_loss_sum", 2, "kill", when="after"), state_step=30,
+              versions=1),
     # epoch 1's model.safetensors half written
-    KillPoint("mid-checkpoint-write", fault("safetensors.torch:save_file", 1, "truncate_kill", when="after"), state_step=10,
-              versions=0, left=dir_with_half_weights),
+    KillPoint("mid-checkpoint-write", fault("safetensors.torch:save_file", 1, "truncate_kill", when="after"),
+              state_step=10, versions=0, left=dir_with_half_weights),
     # the epoch-end resume state written to its temporary file, not yet renamed (v0 already published)
     KillPoint("mid-state-write", fault("os:replace", 2, "kill", path=r"/state\.pt$"), state_step=10, versions=1,
               left=state_temp_file),
@@ -121,7 +122,7 @@ def test_a_repeated_publish_is_the_same_version_only_when_run_step_and_bytes_mat
     meta = {"run_id": "run1", "step": 20, "test_loss": 2.0}
     assert store.add(writer(b"a"), meta, ["epoch-1"]).version == "v0"
     again = store.add(writer(b"a"), meta, ["epoch-1"])
-    assert again.version == "v0" and set(again.aliases) == {"latest", "epoch-1", "best-test-loss"}
+    assert again.version == "v0" and set(again.aliases) == {"latest", "epoch-1", "best-test-loss", "run-run1"}
     assert store.add(writer(b"b"), meta, ["epoch-1"]).version == "v1"  # same run and step, other weights
     assert store.add(writer(b"a"), {**meta, "run_id": "run2"}, []).version == "v2"  # same bytes, another run
     assert store.add(writer(b"a"), {**meta, "step": 40}, []).version == "v3"  # same run, another step

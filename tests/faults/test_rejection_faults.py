@@ -24,8 +24,10 @@ from faults.helpers import (
 from conftest import write_tiny_csv
 from foundation import climbing_lr, isolate_env, only_run_id, run_main, write_config
 
-# without clipping, the tiny corpus climbs at epoch 3 at climbing_lr() (found per machine): epoch 3 is rejected at step 60.
+# without clipping, the tiny corpus climbs at epoch 3 at climbing_lr() (found per machine): epoch 3 is rejected at
+# step 60.
 REJECTING = {**FAULT_CONFIG, "grad_clip": 0, "epochs": 4, "reject_worse": True}
+NAN_AFTER_STEP_23 = fault("charexp.train.trainer:Trainer.train_step", 23, "nan_weights", when="after")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,8 @@ def straight_rejecting(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("straight-rejecting")
     with pytest.MonkeyPatch.context() as mp:
         isolate_env(mp, root)
-        code, log = run_main(["--config", str(write_config(root / "r.yaml", write_tiny_csv(root), **REJECTING, lr=climbing_lr()))])
+        code, log = run_main(["--config",
+                              str(write_config(root / "r.yaml", write_tiny_csv(root), **REJECTING, lr=climbing_lr()))])
         assert code == 0, log
     run = RunDir(root / "runs", only_run_id(root / "runs"))
     assert load_state(run.state_path)["rejections"]["rejected"] == [3]
@@ -44,8 +47,7 @@ def straight_rejecting(tmp_path_factory) -> Path:
 def test_a_nan_mid_epoch_is_a_rejection_not_an_exit(fault_config, tmp_path):
     """Weights turned NaN after step 23: train/loss is NaN at step 25; epoch 2 is thrown away instead of the run."""
     config = fault_config(reject_worse=True, epochs=3)
-    out = run_with_faults(["--config", str(config)], tmp_path, [fault("charexp.train.trainer:Trainer.train_step", 23, "nan_weights", when="after")],
-                          env={"WANDB_RUN_ID": RUN_ID})
+    out = run_with_faults(["--config", str(config)], tmp_path, [NAN_AFTER_STEP_23], env={"WANDB_RUN_ID": RUN_ID})
     assert out.returncode == 0, out.stderr[-3000:]
     assert len(out.fired) == 1
     text = " ".join(out.stdout.split() + out.stderr.split())
@@ -55,12 +57,13 @@ def test_a_nan_mid_epoch_is_a_rejection_not_an_exit(fault_config, tmp_path):
     (rejection,) = [r for r in run.history() if "rejections" in r]
     assert rejection["step"] == 25 and rejection["rejected_epoch"] == 2 and rejection["lr"] == pytest.approx(0.001)
     index = check_store(tmp_path / "artifacts")  # every version finite; best-test-loss the minimum
-    assert [(v["epoch"], v["step"]) for v in index["versions"]] == [(1, 20), (3, 45)]  # epoch 3 ran its 20 steps after step 25
+    # epoch 3 ran its 20 steps after step 25
+    assert [(v["epoch"], v["step"]) for v in index["versions"]] == [(1, 20), (3, 45)]
     assert run.read_summary()["state"] == "finished"
 
 
 def test_without_reject_worse_a_nan_still_stops_the_run(fault_config, tmp_path):
-    out = run_with_faults(["--config", str(fault_config())], tmp_path, [fault("charexp.train.trainer:Trainer.train_step", 23, "nan_weights", when="after")],
+    out = run_with_faults(["--config", str(fault_config())], tmp_path, [NAN_AFTER_STEP_23],
                           env={"WANDB_RUN_ID": RUN_ID})
     assert out.returncode == 1 and "train/loss became nan at step 25" in out.stderr
 
@@ -79,9 +82,11 @@ def test_a_kill_during_a_rejection_resumes_to_the_same_end(point, straight_rejec
     out = run_with_faults(["--config", str(config)], tmp_path, [point], env={"WANDB_RUN_ID": RUN_ID})
     assert out.returncode == -9, out.stderr[-3000:]
     run = RunDir(tmp_path / "runs", RUN_ID)
-    assert load_state(run.state_path)["position"]["step"] == 50  # the kill came after step 50's state, before the rejection's
+    # the kill came after step 50's state, before the rejection's
+    assert load_state(run.state_path)["position"]["step"] == 50
     logged = [r["step"] for r in run.history() if "rejections" in r]
-    assert logged == ([] if point["target"].endswith("reject") else [60])  # killed before / after the rejection's log row
+    # killed before / after the rejection's log row
+    assert logged == ([] if point["target"].endswith("reject") else [60])
 
     code, log = run_main(["--resume", RUN_ID])
     assert code == 0, log
@@ -89,7 +94,8 @@ def test_a_kill_during_a_rejection_resumes_to_the_same_end(point, straight_rejec
     index = check_store(tmp_path / "artifacts")
     assert published(index) == published(straight_index)
     straight_run = RunDir(straight_rejecting / "runs", only_run_id(straight_rejecting / "runs"))
-    assert_same_final_weights(straight_rejecting / "artifacts", straight_run.state_path, tmp_path / "artifacts", run.state_path)
+    assert_same_final_weights(straight_rejecting / "artifacts", straight_run.state_path, tmp_path / "artifacts",
+                              run.state_path)
     state = load_state(run.state_path)["rejections"]
     assert state["count"] == 1 and state["rejected"] == [3] and state["scale"] == pytest.approx(0.1)
     assert [r["step"] for r in run.history() if "rejections" in r] == [60]  # logged once, not once per try

@@ -14,7 +14,8 @@ def test_a_fake_api_key_appears_nowhere(fault_config, tmp_path):
     env = {"WANDB_API_KEY": FAKE_KEY}
     train = python_script("train.py", ["--config", str(fault_config(wandb_mode="offline"))], cwd=tmp_path, env=env)
     assert train.returncode == 0, train.stderr[-3000:]
-    assert "charexp config" in train.stderr and "wandb_mode" in train.stderr  # the printed config is part of what is checked
+    # the printed config is part of what is checked
+    assert "charexp config" in train.stderr and "wandb_mode" in train.stderr
     sample = python_script("sample.py", ["--artifact", "best-test-loss", "KS", "--seed", "1"], cwd=tmp_path, env=env)
     assert sample.returncode == 0, sample.stderr
 

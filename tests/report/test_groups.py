@@ -23,10 +23,12 @@ def fake_run(run_id: str, metric: float | None, **params) -> SimpleNamespace:
 
 
 def test_runs_group_by_everything_but_seed_best_mean_first():
-    runs = [fake_run("a", 1.30, lr=0.01, seed=0), fake_run("b", 1.20, lr=0.003, seed=0), fake_run("c", 1.32, lr=0.01, seed=1),
-            fake_run("d", 1.22, lr=0.003, seed=1, log_every=7), fake_run("e", None, lr=0.1, seed=0)]
+    runs = [fake_run("a", 1.30, lr=0.01, seed=0), fake_run("b", 1.20, lr=0.003, seed=0),
+            fake_run("c", 1.32, lr=0.01, seed=1), fake_run("d", 1.22, lr=0.003, seed=1, log_every=7),
+            fake_run("e", None, lr=0.1, seed=0)]
     groups = build_groups(runs, ["lr", "seed"], lambda r: r.metric, "minimize")
-    assert [(g.label, g.run_ids, g.n) for g in groups] == [("lr=0.003", ["b", "d"], 2), ("lr=0.01", ["a", "c"], 2), ("lr=0.1", ["e"], 0)]
+    assert [(g.label, g.run_ids, g.n) for g in groups] == [("lr=0.003", ["b", "d"], 2), ("lr=0.01", ["a", "c"], 2),
+                                                           ("lr=0.1", ["e"], 0)]
     assert groups[0].mean == pytest.approx(1.21) and groups[0].std == pytest.approx(statistics.stdev([1.20, 1.22]))
     assert groups[0].best("minimize") == 1.20 and groups[0].best("maximize") == 1.22
     maximized = build_groups(runs, ["lr", "seed"], lambda r: r.metric, "maximize")
@@ -46,11 +48,13 @@ def test_groups_that_ran_the_same_seeds_are_compared_seed_by_seed():
     """E3's shape: the seeds move both settings together (1.236 vs 1.256), the ordering never changes."""
     exp = Group("exponential", values=[1.2460, 1.2363, 1.2562], seeds=[0, 1, 2])
     cos = Group("cosine", values=[1.2561, 1.2490, 1.2718], seeds=[0, 1, 2])
-    assert "Welch's" in compare(Group("e", values=exp.values), Group("c", values=cos.values), "test/loss")  # seeds unknown
+    # seeds unknown
+    assert "Welch's" in compare(Group("e", values=exp.values), Group("c", values=cos.values), "test/loss")
     assert "within the seed noise" in compare(Group("e", values=exp.values), Group("c", values=cos.values), "test/loss")
     sentence = compare(exp, cos, "test/loss")
     assert "paired t-test" in sentence and "is larger than the seed noise" in sentence and "p = 0.015" in sentence
-    shuffled = Group("cosine", values=[1.2718, 1.2561, 1.2490], seeds=[2, 0, 1])  # pairs are matched by seed, not position
+    # pairs are matched by seed, not position
+    shuffled = Group("cosine", values=[1.2718, 1.2561, 1.2490], seeds=[2, 0, 1])
     assert compare(exp, shuffled, "test/loss") == sentence.replace("cosine", "cosine")
     other_seeds = Group("cosine", values=cos.values, seeds=[3, 4, 5])
     assert "Welch's" in compare(exp, other_seeds, "test/loss")
@@ -71,7 +75,8 @@ def test_band_is_std_from_three_runs_and_min_max_below():
     assert band([1.0, 3.0]) == (2.0, 1.0, 3.0)
     mean, low, high = band([1.0, 2.0, 3.0])
     assert (mean, low, high) == pytest.approx((2.0, 1.0, 3.0))  # stdev of 1, 2, 3 is 1
-    assert band([1.0, 2.0, 6.0])[1:] == pytest.approx((3.0 - statistics.stdev([1, 2, 6]), 3.0 + statistics.stdev([1, 2, 6])))
+    sd = statistics.stdev([1, 2, 6])
+    assert band([1.0, 2.0, 6.0])[1:] == pytest.approx((3.0 - sd, 3.0 + sd))
 
 
 def test_epoch_curve_takes_evals_by_epoch():
@@ -102,6 +107,7 @@ def test_a_seeds_sweep_reports_its_mean_and_spread(tmp_path: Path, tiny_config) 
     row = next(line for line in runs_md.splitlines() if line.startswith("| all runs |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == "3" and float(cells[2]) == pytest.approx(statistics.mean(metrics), abs=1e-4)
-    assert float(cells[3]) == pytest.approx(statistics.stdev(metrics), abs=1e-4) and float(cells[4]) == pytest.approx(min(metrics), abs=1e-4)
+    assert float(cells[3]) == pytest.approx(statistics.stdev(metrics), abs=1e-4)
+    assert float(cells[4]) == pytest.approx(min(metrics), abs=1e-4)
     assert "![test_loss_groups](test_loss_groups.png)" in runs_md
     assert_figure(sweep_dir / "report" / "test_loss_groups.png", BLUE)

@@ -31,11 +31,13 @@ WIDE = {"COLUMNS": "200"}  # rich tables in CliRunner output: no wrapped run ids
 
 
 def train_runs(root: Path, variants: list[dict]) -> list[str]:
-    """Train tiny runs in-process under root/ (runs/, artifacts/), isolated like conftest's fixture; return their ids in order."""
+    """Train tiny runs in-process under root/ (runs/, artifacts/), isolated like conftest's fixture; return their ids
+    in order."""
     ids: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_PROJECT"):
+        for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH",
+                    "WANDB_PROJECT"):
             mp.delenv(var, raising=False)
         mp.setenv("WANDB_DIR", str(root))
         mp.setenv("WANDB_SILENT", "true")
@@ -45,7 +47,8 @@ def train_runs(root: Path, variants: list[dict]) -> list[str]:
 
         for i, overrides in enumerate(variants):
             config = root / f"tiny{i}.yaml"
-            config.write_text(yaml.safe_dump({"data": "tiny.csv", **TINY, "eval_every": 10, "wandb_mode": "disabled", **overrides}), encoding="utf-8")
+            data = {"data": "tiny.csv", **TINY, "eval_every": 10, "wandb_mode": "disabled", **overrides}
+            config.write_text(yaml.safe_dump(data), encoding="utf-8")
             before = set(os.listdir(root / "runs")) if (root / "runs").exists() else set()
             assert main(["--config", str(config)]) == 0
             ids += sorted(set(os.listdir(root / "runs")) - before)
@@ -77,7 +80,8 @@ def assert_figure(path: Path, *colours: tuple[int, int, int]) -> None:
     assert path.stat().st_size > 1000, path
     image = imread(path)[..., :3]
     assert image.ndim == 3 and image.shape[0] >= 200 and image.shape[1] >= 300
-    assert image.std() > 0.01 and len(np.unique(image.reshape(-1, 3), axis=0)) > 20, f"{path} is (nearly) one flat colour"
+    flat = f"{path} is (nearly) one flat colour"
+    assert image.std() > 0.01 and len(np.unique(image.reshape(-1, 3), axis=0)) > 20, flat
     for colour in colours:
         near = np.abs(image - np.array(colour) / 255).max(axis=-1) < 0.03
         assert near.sum() > 20, f"no curve in colour {colour} drawn in {path.name}"
@@ -127,7 +131,8 @@ def test_run_killed_mid_way_still_reports(run_copy: RunDir, damage: str) -> None
     run_copy.history_path.write_text("\n".join(rows[:cut]) + "\n" + rows[cut][: len(rows[cut]) // 2], encoding="utf-8")
     if damage == "running":
         summary = run_copy.read_summary()
-        run_copy.summary_path.write_text(json.dumps({**summary.to_dict(), "state": "running", "best_test_loss": None, "versions": []}), encoding="utf-8")
+        running = {**summary.to_dict(), "state": "running", "best_test_loss": None, "versions": []}
+        run_copy.summary_path.write_text(json.dumps(running), encoding="utf-8")
     else:
         run_copy.summary_path.unlink()
     shutil.rmtree(run_copy.path.parent.parent / "artifacts")
@@ -166,7 +171,8 @@ def test_run_sigkilled_mid_training_still_reports(tiny_config, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     summary_md = (run_path / "report" / "summary.md").read_text(encoding="utf-8")
     assert "has not finished" in summary_md
-    assert f"Continue it with `python train.py --resume {run_path.name}`" in summary_md  # how to resume it, with its own id
+    # how to resume it, with its own id
+    assert f"Continue it with `python train.py --resume {run_path.name}`" in summary_md
     assert_figure(run_path / "report" / "test_loss.png", ORANGE)
     assert_figure(run_path / "report" / "accuracy.png", GREEN, PURPLE)
 
@@ -184,7 +190,8 @@ def test_bad_directories_are_one_clear_sentence(tmp_path: Path, run_copy: RunDir
         "nope": "does not exist",
         "empty": "is neither a run directory",
         "a-file.txt": "is a file, not a directory",
-        "runs": f"is a folder of runs (1 inside), not a run itself; pass one of them, e.g. {Path('runs') / run_copy.run_id}",
+        "runs": "is a folder of runs (1 inside), not a run itself; "
+                f"pass one of them, e.g. {Path('runs') / run_copy.run_id}",
         "sweep": "could not be read as JSON",
     }
     for name, message in cases.items():
@@ -195,7 +202,8 @@ def test_bad_directories_are_one_clear_sentence(tmp_path: Path, run_copy: RunDir
     result = CliRunner().invoke(app, ["report", str(run_copy.path)])
     assert isinstance(result.exception, CharexpError) and "could not write the report into" in str(result.exception)
 
-    proc = subprocess.run([sys.executable, "-m", "charexp.cli", "report", "nope"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "charexp.cli", "report", "nope"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: nope does not exist;") and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -204,14 +212,16 @@ def test_bad_directories_are_one_clear_sentence(tmp_path: Path, run_copy: RunDir
 def test_runs_lists_local_runs(run_copy: RunDir, tmp_path: Path) -> None:
     killed = RunDir(run_copy.path.parent, "killed01")
     shutil.copytree(run_copy.path, killed.path)
-    killed.summary_path.write_text(json.dumps({**killed.read_summary().to_dict(), "run_id": "killed01", "state": "running", "best_test_loss": None}), encoding="utf-8")
+    running = {**killed.read_summary().to_dict(), "run_id": "killed01", "state": "running", "best_test_loss": None}
+    killed.summary_path.write_text(json.dumps(running), encoding="utf-8")
     result = CliRunner().invoke(app, ["runs"], env=WIDE)
     assert result.exit_code == 0, result.output
     best = run_copy.read_summary()["best_test_loss"]
     lines = result.output.splitlines()
     for run_id, state in ((run_copy.run_id, "finished"), ("killed01", "running")):
         (line,) = [line for line in lines if line.startswith(run_id)]
-        assert state in line and "1×32" in line and f"{fmt(best)} ({fmt(best / np.log(2), 3)})" in line and "0.01" in line
+        assert state in line and "1×32" in line and "0.01" in line
+        assert f"{fmt(best)} ({fmt(best / np.log(2), 3)})" in line
 
     empty = CliRunner().invoke(app, ["runs", "--runs-dir", str(tmp_path / "elsewhere")], env=WIDE)
     assert empty.exit_code == 0 and "No runs yet" in empty.output and empty.exception is None
@@ -220,9 +230,10 @@ def test_runs_lists_local_runs(run_copy: RunDir, tmp_path: Path) -> None:
 def test_smoothing_and_epoch_marks() -> None:
     from charexp.report.plots import epoch_boundaries, smooth
 
-    assert smooth([2.0] * 50, weight=0.95) == pytest.approx([2.0] * 50)  # debiased: no pull towards 0 at the start
+    assert smooth([2.0] * 50, weight=0.95) == pytest.approx([2.0] * 50)  # debiased: no pull to 0 at the start
     assert smooth([3.0, 1.0], weight=0.5)[0] == pytest.approx(3.0)
-    rows = [{"step": 10, "epoch": 0.5}, {"step": 20, "epoch": 1.0}, {"step": 30, "epoch": 1.5}, {"step": 40, "epoch": 2.0}, {"step": 40, "epoch": 2.0}]
+    rows = [{"step": 10, "epoch": 0.5}, {"step": 20, "epoch": 1.0}, {"step": 30, "epoch": 1.5},
+            {"step": 40, "epoch": 2.0}, {"step": 40, "epoch": 2.0}]
     assert epoch_boundaries(rows) == [(20.0, 1), (40.0, 2)]
 
 

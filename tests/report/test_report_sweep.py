@@ -26,39 +26,44 @@ PARAMS = [{"lr": 0.01, "hidden": 32}, {"lr": 0.001, "hidden": 32}, {"lr": 0.03, 
 @pytest.fixture(scope="module")
 def sweep_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     root = tmp_path_factory.mktemp("sweep")
-    ids = train_runs(root, [{**p, "epochs": 2, "steps_per_epoch": 10, "eval_every": 5, "sample_every": 5} for p in PARAMS])
+    ids = train_runs(root, [{**p, "epochs": 2, "steps_per_epoch": 10, "eval_every": 5, "sample_every": 5}
+                            for p in PARAMS])
     return root, ids
 
 
 @pytest.fixture
 def sweep_dir(sweep_runs: tuple[Path, list[str]], tmp_path: Path) -> Path:
-    """sweep-runs/swp1/ with state.json as the offline sweep runner writes it; runs/ beside it in the launch directory."""
+    """sweep-runs/swp1/ with state.json as the offline sweep runner writes it; runs/ beside it in the launch
+    directory."""
     root, ids = sweep_runs
     shutil.copytree(root / "runs", tmp_path / "runs")
     shutil.copytree(root / "artifacts", tmp_path / "artifacts")
     runs = []
     for run_id, params in zip(ids, PARAMS):
         best = RunDir(tmp_path / "runs", run_id).read_summary()["best_test_loss"]
-        runs.append({"run_id": run_id, "params": {**params, "epochs": 2}, "state": "finished", "exit_code": 0, "metric": best,
-                     "summary": {"test/loss": {"min": best}}, "run_dir": f"runs/{run_id}", "log": f"logs/{run_id}.log",
-                     "started": "2026-01-01T00:00:00", "ended": "2026-01-01T00:01:00"})
-    runs.append({"run_id": "zzfailed", "params": {"lr": 3.0, "hidden": 48, "epochs": 2}, "state": "failed", "exit_code": 1, "metric": None,
-                 "summary": {}, "run_dir": "runs/zzfailed", "log": "logs/zzfailed.log", "started": None, "ended": None})
+        runs.append({"run_id": run_id, "params": {**params, "epochs": 2}, "state": "finished", "exit_code": 0,
+                     "metric": best, "summary": {"test/loss": {"min": best}}, "run_dir": f"runs/{run_id}",
+                     "log": f"logs/{run_id}.log", "started": "2026-01-01T00:00:00", "ended": "2026-01-01T00:01:00"})
+    runs.append({"run_id": "zzfailed", "params": {"lr": 3.0, "hidden": 48, "epochs": 2}, "state": "failed",
+                 "exit_code": 1, "metric": None, "summary": {}, "run_dir": "runs/zzfailed", "log": "logs/zzfailed.log",
+                 "started": None, "ended": None})
     config = {"program": "train.py", "method": "grid", "metric": {"name": "test/loss", "goal": "minimize"},
-              "parameters": {"lr": {"values": [0.001, 0.01, 0.03, 3.0]}, "hidden": {"values": [32, 48]}, "epochs": {"value": 2}}}
+              "parameters": {"lr": {"values": [0.001, 0.01, 0.03, 3.0]}, "hidden": {"values": [32, 48]},
+                             "epochs": {"value": 2}}}
     path = tmp_path / "sweep-runs" / "swp1"
     (path / "logs").mkdir(parents=True)
     (path / "logs" / "zzfailed.log").write_text("Traceback ...\nRuntimeError: boom\n", encoding="utf-8")
     (path / "sweep.yaml").write_text(json.dumps(config), encoding="utf-8")
-    state = {"sweep_id": "swp1", "project": "charexp-test", "method": "grid", "metric": config["metric"], "config": config,
-             "created": "2026-01-01T00:00:00", "finished": True, "runs": runs}
+    state = {"sweep_id": "swp1", "project": "charexp-test", "method": "grid", "metric": config["metric"],
+             "config": config, "created": "2026-01-01T00:00:00", "finished": True, "runs": runs}
     (path / "state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
     return path
 
 
 def table_ids(markdown: str) -> list[str]:
     """Run ids in the order of runs.md's table rows."""
-    return [line.split("|")[2].strip() for line in markdown.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    return [line.split("|")[2].strip() for line in markdown.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
 
 
 def test_sweep_report(sweep_dir: Path, sweep_runs: tuple[Path, list[str]], tmp_path: Path) -> None:
@@ -75,7 +80,8 @@ def test_sweep_report(sweep_dir: Path, sweep_runs: tuple[Path, list[str]], tmp_p
     assert ranked == sorted(ids, key=lambda i: metric[i]) + ["zzfailed"]  # best first, the run without a metric last
     best = ranked[0]
     assert f"Best: run **{best}** with test/loss = {metric[best]:.4f}" in runs_md
-    assert "| # | run | state | lr | hidden | test/loss (minimize) |" in runs_md  # epochs is fixed by the sweep: not a column
+    # epochs is fixed by the sweep: not a column
+    assert "| # | run | state | lr | hidden | test/loss (minimize) |" in runs_md
     assert "| zzfailed | failed | 3 | 48 | - |" in runs_md and "[log](../logs/zzfailed.log)" in runs_md
     for run_id in ids:
         assert f"[summary]({run_id}/summary.md)" in runs_md
@@ -101,8 +107,9 @@ def test_sweep_report(sweep_dir: Path, sweep_runs: tuple[Path, list[str]], tmp_p
 
 
 @pytest.mark.parametrize("layout", ["grandparent", "recorded-cwd"])
-def test_sweep_report_finds_runs_from_another_directory(sweep_dir: Path, sweep_runs: tuple[Path, list[str]], tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+def test_sweep_report_finds_runs_from_another_directory(sweep_dir: Path, sweep_runs: tuple[Path, list[str]],
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        layout: str) -> None:
     """Reported from elsewhere, each run_dir (relative to the launch directory) is found from the sweep dir's
     grandparent, or, for a sweep dir moved away, from the launch directory that state.json records."""
     if layout == "recorded-cwd":
@@ -138,13 +145,16 @@ def test_categorical_parameter_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(report_sweep, "save", lambda fig, path: drawn.append(fig) or real_save(fig, path))
     summaries = [{"test/loss": {"min": 1.9}}, {"test/loss": 2.1}, {"test/loss": {"min": 2.4}}, {}]
     runs = [SweepRun(RunRecord(f"r{i}", {"split": split}, state=state, summary=summary), None)
-            for i, (split, state, summary) in enumerate(zip(["line", "episode", "episode", "line"], ["finished", "finished", "preempted", "failed"], summaries))]
+            for i, (split, state, summary) in enumerate(zip(["line", "episode", "episode", "line"],
+                                                            ["finished", "finished", "preempted", "failed"],
+                                                            summaries))]
     path = plot_param("split", runs, tmp_path / "split.png")
     assert_figure(path, BLUE, (0xD6, 0x27, 0x28))  # finished in blue, stopped early in red
     (ax,) = [a for a in drawn[0].axes if a.get_xlabel() == "split"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["episode", "line"]
     points = {c.get_label(): sorted(map(tuple, c.get_offsets().tolist())) for c in ax.collections}
-    assert points == {"finished": [(0.0, 2.1), (1.0, 1.9)], "stopped early / failed": [(0.0, 2.4)]}  # r3 has no loss: not drawn
+    # r3 has no loss: not drawn
+    assert points == {"finished": [(0.0, 2.1), (1.0, 1.9)], "stopped early / failed": [(0.0, 2.4)]}
     assert sorted(t.get_text() for t in ax.texts) == ["r0", "r1", "r2"]
 
 
@@ -169,7 +179,8 @@ def test_report_of_a_sweep_that_charexp_sweep_ran(tmp_path: Path, tiny_config) -
     out = sweep_dir / "report"
     runs_md = (out / "runs.md").read_text(encoding="utf-8")
     local = {run_id: RunDir(tmp_path / "runs", run_id) for run_id in ids}
-    best = {run_id: run.read_summary()["best_test_loss"] for run_id, run in local.items()}  # what each run recorded itself
+    # what each run recorded itself
+    best = {run_id: run.read_summary()["best_test_loss"] for run_id, run in local.items()}
     assert table_ids(runs_md) == sorted(ids, key=best.__getitem__)
     for run_id, run in local.items():
         lr = run.read_config()["lr"]

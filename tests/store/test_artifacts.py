@@ -34,12 +34,13 @@ def test_versions_and_aliases_in_a_readable_index(tmp_path):
     v0 = add(store, 3.0, epoch=1)
     v1 = add(store, 2.5, epoch=2)
     assert (v0.version, v1.version) == ("v0", "v1")
-    assert set(v0.aliases) == {"latest", "epoch-1", BEST} and set(v1.aliases) == {"latest", "epoch-2", BEST}
+    assert set(v0.aliases) == {"latest", "run-r", "epoch-1", BEST}  # as published: run-r moves on with v1
+    assert set(v1.aliases) == {"latest", "run-r", "epoch-2", BEST}
     text = (tmp_path / "artifacts" / "charlstm" / "index.json").read_text()
     assert text.count("\n") > 10  # indented for people
     index = json.loads(text)
     assert index["collection"] == "charlstm" and index["type"] == "model"
-    assert index["aliases"] == {"latest": "v1", "epoch-1": "v0", "epoch-2": "v1", BEST: "v1"}
+    assert index["aliases"] == {"latest": "v1", "run-r": "v1", "epoch-1": "v0", "epoch-2": "v1", BEST: "v1"}
     assert [(v["version"], v["epoch"], v["test_loss"]) for v in index["versions"]] == [("v0", 1, 3.0), ("v1", 2, 2.5)]
     assert (store.dir / "v0" / "payload.txt").read_text() == "r/1/3.0"
     assert [v.version for v in store.versions()] == ["v0", "v1"]
@@ -82,7 +83,8 @@ def test_concurrent_processes_lose_no_version_and_best_is_the_true_minimum(tmp_p
     losses = {w: [round(rng.uniform(1.0, 4.0), 6) for _ in range(6)] for w in range(workers)}
     ctx = multiprocessing.get_context("fork")  # the children only write files; no torch work after the fork
     start = ctx.Barrier(workers)
-    procs = [ctx.Process(target=_concurrent_writer, args=(str(tmp_path / "artifacts"), w, losses[w], start)) for w in range(workers)]
+    procs = [ctx.Process(target=_concurrent_writer, args=(str(tmp_path / "artifacts"), w, losses[w], start))
+             for w in range(workers)]
     for p in procs:
         p.start()
     for p in procs:
@@ -97,7 +99,8 @@ def test_concurrent_processes_lose_no_version_and_best_is_the_true_minimum(tmp_p
         assert (v.path / "payload.txt").read_text() == f"{v.meta['run_id']}/{v.meta['epoch']}/{v.meta['test_loss']}"
     true_min = min(loss for ls in losses.values() for loss in ls)
     assert store.resolve(BEST).meta["test_loss"] == true_min
-    assert sorted(p.name for p in store.dir.iterdir()) == sorted([".lock", "index.json", *(v.version for v in versions)])
+    assert sorted(p.name for p in store.dir.iterdir()) == sorted([".lock", "index.json",
+                                                                  *(v.version for v in versions)])
 
 
 def test_orphans_of_a_killed_writer_are_cleaned_and_never_listed(tmp_path):

@@ -55,7 +55,7 @@ def test_versions_compete_only_within_their_test_set_and_the_bare_alias_follows_
     v2 = add(store, 3.0, B, epoch=1, run_id="s")  # v2: the only B, worse than A's numbers, still B's best
     aliases = store.read_index()["aliases"]
     assert aliases[best_alias(A)] == "v1" and aliases[best_alias(B)] == "v2" and aliases[BEST] == "v2"
-    assert set(v2.aliases) == {"latest", "epoch-1", best_alias(B), BEST}
+    assert set(v2.aliases) == {"latest", "run-s", "epoch-1", best_alias(B), BEST}
     v3 = add(store, 1.5, A, epoch=3)            # newest is A again: the bare alias goes back to A's best, v1
     aliases = store.read_index()["aliases"]
     assert aliases[BEST] == "v1" and aliases[best_alias(A)] == "v1" and aliases[best_alias(B)] == "v2"
@@ -72,8 +72,10 @@ def test_an_old_store_without_fingerprints_loads_and_its_versions_compete_only_w
     for n, loss in enumerate([3.0, 1.0]):
         (store.dir / f"v{n}").mkdir()
         (store.dir / f"v{n}" / "payload.txt").write_text(str(n))
-    old = {"collection": "charlstm", "type": "model", "aliases": {"latest": "v1", "epoch-1": "v0", "epoch-2": "v1", BEST: "v1"},
-           "versions": [{"version": "v0", "run_id": "old", "epoch": 1, "test_loss": 3.0}, {"version": "v1", "run_id": "old", "epoch": 2, "test_loss": 1.0}]}
+    old = {"collection": "charlstm", "type": "model",
+           "aliases": {"latest": "v1", "epoch-1": "v0", "epoch-2": "v1", BEST: "v1"},
+           "versions": [{"version": "v0", "run_id": "old", "epoch": 1, "test_loss": 3.0},
+                        {"version": "v1", "run_id": "old", "epoch": 2, "test_loss": 1.0}]}
     store.index_path.write_text(json.dumps(old))
     assert store.resolve(BEST).version == "v1"  # loads as before
     add(store, 2.0, None, epoch=3, run_id="legacy")  # no fingerprint: competes with the old ones, loses

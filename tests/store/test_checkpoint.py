@@ -30,7 +30,8 @@ from foundation import DEVICE, run_main
 
 VOCAB = Vocab.from_texts(["KIRK: Mister Spock.", "SPOCK: Captain."])
 CONFIG = Config(layers=2, hidden=12, embed=5, lr=0.003, seed=4)
-META_IN = {"run_id": "abc12345", "epoch": 3, "step": 120, "test_loss": 1.9, "metrics": {"test/loss": 1.9, "test/bpc": 2.74}}
+META_IN = {"run_id": "abc12345", "epoch": 3, "step": 120, "test_loss": 1.9,
+           "metrics": {"test/loss": 1.9, "test/bpc": 2.74}}
 
 
 def make_checkpoint(dest: Path) -> CharLSTM:
@@ -111,9 +112,10 @@ def corrupt(path: Path, how: str) -> None:
         meta.write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("how", ["truncated weights", "empty weights", "missing weights", "corrupt json", "json not a checkpoint",
-                                 "missing json", "hidden differs from weights", "vocab differs from weights", "bad config in json",
-                                 "json without config", "vocab not characters"])
+@pytest.mark.parametrize("how", ["truncated weights", "empty weights", "missing weights", "corrupt json",
+                                 "json not a checkpoint", "missing json", "hidden differs from weights",
+                                 "vocab differs from weights", "bad config in json", "json without config",
+                                 "vocab not characters"])
 def test_corrupt_or_inconsistent_checkpoint_is_one_clear_error(tmp_path, how):
     make_checkpoint(tmp_path / "ckpt")
     corrupt(tmp_path / "ckpt", how)
@@ -150,8 +152,8 @@ def _torch_saved(obj) -> bytes:
 
 
 def test_resume_state_round_trip(tmp_path):
-    state = {"format": "charexp-state/1", "run_id": "x", "model": {"w": torch.arange(6.0)}, "rng_cpu": torch.get_rng_state(),
-             "position": {"epoch": 1, "batch": 2, "step": 3}}
+    state = {"format": "charexp-state/1", "run_id": "x", "model": {"w": torch.arange(6.0)},
+             "rng_cpu": torch.get_rng_state(), "position": {"epoch": 1, "batch": 2, "step": 3}}
     save_state(tmp_path / "state.pt", state)
     loaded = load_state(tmp_path / "state.pt")
     assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["position"] == state["position"]
@@ -162,8 +164,10 @@ def test_resume_state_round_trip(tmp_path):
 def test_pickle_payload_as_resume_state_is_refused_without_running(tmp_path, writer):
     marker = tmp_path / "pwned"
     payload = Payload(marker)
-    data = pickle.dumps({"format": "charexp-state/1", "run_id": "evil", "x": payload}, protocol=2) if writer == "pickle" else \
-        _torch_saved(payload)
+    if writer == "pickle":
+        data = pickle.dumps({"format": "charexp-state/1", "run_id": "evil", "x": payload}, protocol=2)
+    else:
+        data = _torch_saved(payload)
     run = tmp_path / "runs" / "evil"
     run.mkdir(parents=True)
     (run / "state.pt").write_bytes(data)
@@ -189,14 +193,16 @@ def test_truncated_or_foreign_resume_state_is_refused(tmp_path):
 
 def test_the_resume_layout_round_trips_and_old_states_without_rejections_still_load(tmp_path):
     state = ResumeState(run_id="abcd1234", config={"lr": 0.01}, vocab=["a", "b"], model={"w": torch.arange(3.0)},
-                        optimizer={"state": {}}, rng_cpu=torch.get_rng_state(), rng_cuda=[], position={"epoch": 1, "step": 7},
-                        best={"test/loss": 2.0, "epoch": 1, "step": 7}, versions=["v0 (latest)"], published_step=7,
+                        optimizer={"state": {}}, rng_cpu=torch.get_rng_state(), rng_cuda=[],
+                        position={"epoch": 1, "step": 7}, best={"test/loss": 2.0, "epoch": 1, "step": 7},
+                        versions=["v0 (latest)"], published_step=7,
                         rejections={"count": 1})
     save_state(tmp_path / "state.pt", state.to_dict())
     raw = load_state(tmp_path / "state.pt")
     assert raw["format"] == STATE_FORMAT and list(raw)[1:] == [f.name for f in dataclasses.fields(ResumeState)]
     back = ResumeState.from_dict(raw)
-    assert torch.equal(back.model["w"], state.model["w"]) and back.position == state.position and back.rejections == {"count": 1}
+    assert torch.equal(back.model["w"], state.model["w"])
+    assert back.position == state.position and back.rejections == {"count": 1}
     del raw["rejections"]  # a state written before reject_worse existed
     assert ResumeState.from_dict(raw).rejections is None
     del raw["optimizer"]

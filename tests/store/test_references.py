@@ -17,7 +17,8 @@ from charexp.store.references import resolve_artifact
 def build_store(root: Path, name: str = "charlstm") -> ArtifactStore:
     """v0..v5 from two runs: run a (epochs 1-3), run b (epochs 1-3); best is v1 (loss 1.5)."""
     store = ArtifactStore(root, name)
-    for i, (run, epoch, loss) in enumerate([("a", 1, 2.0), ("a", 2, 1.5), ("a", 3, 1.7), ("b", 1, 2.2), ("b", 2, 1.9), ("b", 3, 1.6)]):
+    for i, (run, epoch, loss) in enumerate([("a", 1, 2.0), ("a", 2, 1.5), ("a", 3, 1.7), ("b", 1, 2.2), ("b", 2, 1.9),
+                                            ("b", 3, 1.6)]):
         def write(dest: Path, i=i) -> None:
             dest.mkdir(parents=True)
             (dest / "which").write_text(str(i))
@@ -155,3 +156,52 @@ def test_online_reference_parts_are_checked_before_any_network_call(store, monke
     with pytest.raises(CharexpError, match="could not fetch someone/charexp/charlstm:v0 from W&B"):
         resolve_artifact("someone/charexp/charlstm:v0", "artifacts").path
     assert calls == ["Api", "someone/charexp/charlstm:v0"]
+
+
+# --- run-scoped references ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ref, expected", [
+    ("a", 2), ("run-a", 2), ("b", 5), ("run-b", 5), ("charlstm:run-a", 2),
+    ("a:epoch-1", 0), ("run-a:epoch-2", 1), ("b:epoch-1", 3), ("a:latest", 2), ("a:v1", 1),
+    ("a:best-test-loss", 1), ("run-b:best-test-loss", 5),
+])
+def test_run_scoped_references_resolve_to_that_runs_versions(store, ref, expected):
+    assert which(resolve_artifact(ref, "artifacts").path) == expected
+
+
+def test_every_version_gets_the_run_alias_held_by_the_runs_newest(store):
+    index = json.loads(store.index_path.read_text())
+    assert index["aliases"]["run-a"] == "v2" and index["aliases"]["run-b"] == "v5"
+    assert [v.version for v in store.versions() if "run-b" in v.aliases] == ["v5"]  # it moved, like latest
+
+
+def test_a_run_directory_resolves_to_its_runs_newest_version(tmp_path, store):
+    run_dir = tmp_path / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({"run_id": "a", "state": "finished", "artifact": "charlstm"}))
+    resolved = resolve_artifact("runs/a", "artifacts")
+    assert which(resolved.path) == 2
+    assert resolved.note == "run directory runs/a = charlstm:v2 (run-a, epoch 3) from the local store artifacts/"
+
+
+def test_shared_epoch_alias_says_which_run_answered(store):
+    note = resolve_artifact("epoch-1", "artifacts").note
+    assert note == ("epoch-1 = charlstm:v3 from the local store artifacts/, held by run b (the newest of 2 runs that "
+                    "have one; name a run with RUN_ID:epoch-1)")
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("nosuch", "'charlstm' has no version or alias 'nosuch'; it has: best-test-loss, latest, epoch-1, epoch-2, "
+               "epoch-3; versions by run: a (v0, v1, v2), b (v3, v4, v5)"),
+    ("a:epoch-9", "run 'a' has no version 'epoch-9' in 'charlstm'; use latest, best-test-loss, epoch-N or one of its "
+                  "versions: v0 (epoch 1), v1 (epoch 2), v2 (epoch 3)"),
+    ("a:v4", "run 'a' has no version 'v4' in 'charlstm'; use latest, best-test-loss, epoch-N or one of its "
+             "versions: v0 (epoch 1), v1 (epoch 2), v2 (epoch 3)"),
+    ("run-zz:epoch-1", "no version in 'charlstm' under artifacts comes from run 'zz'; runs with versions here: a, b"),
+    ("zz:epoch-1", "'zz' is neither a local artifact collection under artifacts nor a run with versions in "
+                   "'charlstm'; use NAME:ALIAS or RUN_ID:ALIAS (see sample.py --help)"),
+])
+def test_unknown_run_references_say_what_there_is(store, ref, message):
+    with pytest.raises(CharexpError) as err:
+        resolve_artifact(ref, "artifacts")
+    assert str(err.value) == message

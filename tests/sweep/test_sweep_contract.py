@@ -18,7 +18,8 @@ from charexp.train.args import parse_train_args
 
 from conftest import REPO, run_train_subprocess
 
-ALL_MACROS = ["${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}", "${args_no_equals}"]
+ALL_MACROS = ["${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}",
+              "${args_no_equals}"]
 PARAMS = {"lr": 0.0003, "hidden": 48, "amp": True, "sample_chars": "KS", "dropout": 0.25}
 
 
@@ -34,19 +35,22 @@ def test_expansion_matches_the_wandb_agent_for_every_macro(monkeypatch, tmp_path
             started.update(command=command, env=env)
 
     monkeypatch.setattr(wandb_agent, "AgentProcess", Recorder)
-    for var, value in (("WANDB_SWEEP_ID", "swp12345"), ("WANDB_RUN_ID", "-"), ("WANDB_SWEEP_PARAM_PATH", "-"), ("CHAREXP_TAG", "nightly")):
+    env = {"WANDB_SWEEP_ID": "swp12345", "WANDB_RUN_ID": "-", "WANDB_SWEEP_PARAM_PATH": "-", "CHAREXP_TAG": "nightly"}
+    for var, value in env.items():
         monkeypatch.setenv(var, value)  # the agent writes into os.environ; monkeypatch restores it
-    command = ["${env}", "${interpreter}", "${program}", "--config", "tiny.yaml", *ALL_MACROS, "--tag=${envvar:CHAREXP_TAG}"]
+    command = ["${env}", "${interpreter}", "${program}", "--config", "tiny.yaml", *ALL_MACROS,
+               "--tag=${envvar:CHAREXP_TAG}"]
     params = {**PARAMS, "amp": False}  # a false flag: ${args_no_boolean_flags} leaves it out
     agent = wandb_agent.Agent(api=None, queue=None, sweep_id="swp12345")
     agent._sweep_command = list(command)
-    agent._command_run({"run_id": "run00001", "program": "train.py", "args": {k: {"value": v} for k, v in params.items()}})
+    args = {k: {"value": v} for k, v in params.items()}
+    agent._command_run({"run_id": "run00001", "program": "train.py", "args": args})
     agent_dir = tmp_path / "wandb" / "sweep-swp12345"
     agent_files = {p.name: p.read_bytes() for p in agent_dir.iterdir()}
     shutil.rmtree(agent_dir)  # ours must write the same files afresh, at the same paths
 
-    launch = build_launch(command=list(command), program="train.py", params=params, sweep_id="swp12345", run_id="run00001",
-                          project="proj", entity=None, offline=True, root=tmp_path, extra_env={})
+    launch = build_launch(command=list(command), program="train.py", params=params, sweep_id="swp12345",
+                          run_id="run00001", project="proj", entity=None, offline=True, root=tmp_path, extra_env={})
 
     expected = list(started["command"])
     assert expected[1] == "python"  # the agent's ${interpreter}; ours is this interpreter
@@ -71,9 +75,9 @@ def test_expansion_matches_the_wandb_agent_for_every_macro(monkeypatch, tmp_path
 
 @pytest.mark.parametrize("macro", ALL_MACROS)
 def test_train_py_parses_every_macro_form(macro, tmp_path):
-    launch = build_launch(command=["${env}", "${interpreter}", "${program}", "--config", "tiny.yaml", macro], program="train.py",
-                          params=PARAMS, sweep_id="swp12345", run_id="run00001", project="p", entity=None, offline=True,
-                          root=tmp_path, extra_env={})
+    launch = build_launch(command=["${env}", "${interpreter}", "${program}", "--config", "tiny.yaml", macro],
+                          program="train.py", params=PARAMS, sweep_id="swp12345", run_id="run00001", project="p",
+                          entity=None, offline=True, root=tmp_path, extra_env={})
     config, resume, overrides, _ = parse_train_args(launch.argv[3:])
     assert (config, resume) == ("tiny.yaml", None)
     assert overrides == PARAMS
@@ -88,7 +92,8 @@ def test_a_run_started_like_the_agent_logs_into_the_sweep(tiny_config, tmp_path)
     config_util.save_config_file_from_dict(str(param_path), {k: {"value": v} for k, v in swept.items()})
     env = {"WANDB_SWEEP_ID": "agentsw1", "WANDB_RUN_ID": "agentrn1", "WANDB_SWEEP_PARAM_PATH": str(param_path),
            "WANDB_PROJECT": "sweep-project", "WANDB_MODE": "offline"}
-    args = ["--config", str(tiny_config(epochs=1)), *(f"{k}={v}" for k, v in swept.items())]  # the ${args_no_hyphens} form
+    # the ${args_no_hyphens} form
+    args = ["--config", str(tiny_config(epochs=1)), *(f"{k}={v}" for k, v in swept.items())]
     done = run_train_subprocess(args, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -112,7 +117,8 @@ def charexp_main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 
 def write_sweep(tmp_path: Path, **changes) -> Path:
     config = {"program": str(REPO / "train.py"), "method": "grid", "metric": {"name": "test/loss", "goal": "minimize"},
-              "parameters": {"lr": {"values": [0.01, 0.003]}}, "command": ["${env}", "${interpreter}", "${program}", "${args}"]}
+              "parameters": {"lr": {"values": [0.01, 0.003]}},
+              "command": ["${env}", "${interpreter}", "${program}", "${args}"]}
     config.update(changes)
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -140,7 +146,8 @@ def test_bad_sweep_input_is_one_clear_error_before_any_run(case, words, tmp_path
     elif case == "bad method":
         path = write_sweep(tmp_path, method="grdi")
     elif case == "malformed distribution":
-        path = write_sweep(tmp_path, method="random", parameters={"lr": {"distribution": "log_uniform_values", "min": 0.1}})
+        path = write_sweep(tmp_path, method="random",
+                           parameters={"lr": {"distribution": "log_uniform_values", "min": 0.1}})
     elif case == "unknown parameter":
         path = write_sweep(tmp_path, parameters={"lrr": {"values": [0.1]}})
     elif case == "refused value":
@@ -173,10 +180,12 @@ def test_the_project_sweep_yamls_are_valid():
                          ("phase2", ["init_from", "lr", *decay])):
         spec = load_sweep_spec(REPO / "sweeps" / f"{name}.yaml", cwd=REPO)
         assert spec.params == params and spec.is_charexp
-        assert spec.command == ["${env}", "${interpreter}", "${program}", "--config", "configs/startrek.yaml", "${args}"]
+        assert spec.command == ["${env}", "${interpreter}", "${program}", "--config", "configs/startrek.yaml",
+                                "${args}"]
         assert (spec.metric_name, spec.goal) == ("test/loss", "minimize")
         if "lr_decay" in params:
-            assert yaml.safe_load((REPO / "sweeps" / f"{name}.yaml").read_text())["parameters"]["lr_schedule"] == {"value": "exponential"}
+            swept = yaml.safe_load((REPO / "sweeps" / f"{name}.yaml").read_text())["parameters"]
+            assert swept["lr_schedule"] == {"value": "exponential"}
     grid = yaml.safe_load((REPO / "sweeps" / "lr.yaml").read_text())["parameters"]
     assert grid["lr"]["values"] == [1e-3, 3e-4, 1e-4, 3e-5, 1e-5] and grid["lr_decay"]["values"] == [1.0, 0.5, 0.1]
     bayes = yaml.safe_load((REPO / "sweeps" / "lr_bayes.yaml").read_text())
@@ -186,7 +195,8 @@ def test_the_project_sweep_yamls_are_valid():
 def test_each_worker_gets_its_gpu_or_its_share_of_the_cpu(monkeypatch):
     from charexp.sweep.launch import resource_env, visible_gpus
 
-    assert [resource_env(slot, 2, ["0", "1"]) for slot in (0, 1)] == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert [resource_env(slot, 2, ["0", "1"]) for slot in (0, 1)] == [{"CUDA_VISIBLE_DEVICES": "0"},
+                                                                      {"CUDA_VISIBLE_DEVICES": "1"}]
     cores = len(os.sched_getaffinity(0))
     share = resource_env(0, 2, [])
     assert share == {"OMP_NUM_THREADS": str(max(1, cores // 2)), "MKL_NUM_THREADS": str(max(1, cores // 2))}
@@ -201,7 +211,8 @@ def test_how_a_run_ended_follows_the_agent_conventions():
 
     def end(code, rec=None, **flags):
         rec = rec or RunRecord("r1", {"lr": 0.1})
-        settle(rec, code, interrupted=flags.get("interrupted", False), finished_locally=flags.get("local", False), metric="m")
+        settle(rec, code, interrupted=flags.get("interrupted", False), finished_locally=flags.get("local", False),
+               metric="m")
         return rec
 
     assert end(0).state == "finished" and end(0).ended

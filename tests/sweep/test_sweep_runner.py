@@ -63,7 +63,8 @@ def sweep_yaml(tmp_path: Path, **config) -> Path:
 
 
 def charexp_grid(tmp_path: Path, config: Path, lrs: list[float], decays: list[float]) -> Path:
-    return sweep_yaml(tmp_path, program=str(REPO / "train.py"), method="grid", metric={"name": "test/loss", "goal": "minimize"},
+    return sweep_yaml(tmp_path, program=str(REPO / "train.py"), method="grid",
+                      metric={"name": "test/loss", "goal": "minimize"},
                       parameters={"lr": {"values": lrs}, "lr_decay": {"values": decays}},
                       command=["${env}", "${interpreter}", "${program}", "--config", str(config), "${args}"])
 
@@ -86,10 +87,12 @@ def test_grid_sweep_completes_and_its_table_matches_the_runs_own_summaries(tiny_
     assert outcome == "finished"
     sweep_dir, state = the_sweep(tmp_path)
     assert state.finished and state.project == "grid-proj" and state.method == "grid"
-    assert sorted((r.params["lr"], r.params["lr_decay"]) for r in state.runs) == [(0.003, 0.5), (0.003, 1.0), (0.01, 0.5), (0.01, 1.0)]
+    grid = sorted((r.params["lr"], r.params["lr_decay"]) for r in state.runs)
+    assert grid == [(0.003, 0.5), (0.003, 1.0), (0.01, 0.5), (0.01, 1.0)]
     assert (sweep_dir / "sweep.yaml").read_text() == (tmp_path / "sweep.yaml").read_text()
 
-    rows = {m["run"]: float(m["metric"]) for m in re.finditer(r"│\s*\d+\s*│\s*(?P<run>[a-z0-9]{8})\s*│.*?│\s*finished\s*│\s*(?P<metric>[\d.]+)\s*│", out)}
+    row = r"│\s*\d+\s*│\s*(?P<run>[a-z0-9]{8})\s*│.*?│\s*finished\s*│\s*(?P<metric>[\d.]+)\s*│"
+    rows = {m["run"]: float(m["metric"]) for m in re.finditer(row, out)}
     assert len(rows) == 4, out
     for rec in state.runs:
         assert rec.state == "finished" and rec.exit_code == 0 and (sweep_dir / rec.log).is_file()
@@ -106,7 +109,16 @@ def test_grid_sweep_completes_and_its_table_matches_the_runs_own_summaries(tiny_
     ranked = list(rows.values())
     assert ranked == sorted(ranked)  # sorted by the metric, best first
     best = min(state.runs, key=lambda r: r.metric)
-    assert f"best run: {best.run_id}" in out and "best-test-loss: charlstm:" in out
+    assert f"best run: {best.run_id}" in out
+    # the hint samples the sweep's own best run (its run-scoped alias), not the store-wide best-test-loss
+    assert f"  sample it: python sample.py --artifact run-{best.run_id} KSKSKS\n" in out
+    assert "--artifact best-test-loss" not in out
+    from charexp.store.references import resolve_artifact
+
+    hinted = resolve_artifact(f"run-{best.run_id}", tmp_path / "artifacts")
+    assert json.loads((hinted.path / "checkpoint.json").read_text())["run_id"] == best.run_id
+    assert re.search(rf"best run's model: charlstm:v\d+ \(run {best.run_id}, epoch 1, test/loss [\d.]+\) in "
+                     rf"artifacts/charlstm/v\d+\n", out), out
 
 
 def test_bayes_proposes_within_bounds_using_finished_results(fake_program, tmp_path, monkeypatch):
@@ -179,8 +191,9 @@ def test_a_killed_runner_resumes_without_losing_or_repeating_a_run(tiny_config, 
         except Exception:  # not written yet
             continue
         running = [r for r in state.runs if r.state == "running" and r.pid]
-        with_state = [r for r in running if (tmp_path / "runs" / r.run_id / "state.pt").exists()
-                      and json.loads((tmp_path / "runs" / r.run_id / "summary.json").read_text()).get("state") == "running"]
+        runs = tmp_path / "runs"
+        with_state = [r for r in running if (runs / r.run_id / "state.pt").exists()
+                      and json.loads((runs / r.run_id / "summary.json").read_text()).get("state") == "running"]
         if len(running) == 2 and with_state:
             victim = with_state[0]
     assert victim is not None, (tmp_path / "runner.log").read_text()[-3000:]
@@ -192,17 +205,20 @@ def test_a_killed_runner_resumes_without_losing_or_repeating_a_run(tiny_config, 
     sweep_dir, _ = the_sweep(tmp_path)
     assert run_sweep(None, sweep_dir) == "finished"
     out = capsys.readouterr().out
-    assert re.search(rf"run {survivor.run_id} (is still running|finished)", out), out  # followed, or settled from its files
+    # followed, or settled from its files
+    assert re.search(rf"run {survivor.run_id} (is still running|finished)", out), out
     assert re.search(rf"run {victim.run_id} ended without an exit record", out), out
     _, state = the_sweep(tmp_path)
     assert state.finished
     assert sorted(r.params["lr"] for r in state.runs) == [0.001, 0.003, 0.01]  # the grid, each point once
-    assert all(r.state == "finished" and r.exit_code == 0 for r in state.runs), [(r.run_id, r.state) for r in state.runs]
+    assert all(r.state == "finished" and r.exit_code == 0 for r in state.runs), \
+        [(r.run_id, r.state) for r in state.runs]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(r.run_id for r in state.runs)
 
     steps = None
     for rec in state.runs:
-        launches = len(re.findall(rf"^=== .* run {rec.run_id} of sweep {state.sweep_id}, launch \d+$", (sweep_dir / rec.log).read_text(), re.M))
+        launches = len(re.findall(rf"^=== .* run {rec.run_id} of sweep {state.sweep_id}, launch \d+$",
+                                  (sweep_dir / rec.log).read_text(), re.M))
         summary = json.loads((tmp_path / "runs" / rec.run_id / "summary.json").read_text())
         steps = steps or summary["step"]
         assert summary["state"] == "finished" and summary["step"] == steps  # every run trained to the end
@@ -225,3 +241,16 @@ def test_reaching_the_metric_target_ends_the_sweep(fake_program, tmp_path):
     assert run_sweep(path, None, workers=1) == "finished"
     _, state = the_sweep(tmp_path)
     assert len(state.runs) == 1 and state.runs[0].metric <= 0.5 and state.finished  # run_cap 4 was not needed
+
+
+def test_a_metric_no_run_logs_fails_the_sweep_naming_what_was_logged(fake_program, tmp_path, capsys):
+    from charexp.errors import CharexpError
+
+    path = sweep_yaml(tmp_path, program=str(fake_program), method="grid",
+                      metric={"name": "val_loss", "goal": "minimize"}, parameters={"lr": {"values": [1e-3]}})
+    with pytest.raises(CharexpError) as err:
+        run_sweep(path, None, workers=1)
+    _, state = the_sweep(tmp_path)
+    assert str(err.value) == (f"no run of sweep {state.sweep_id} logged the sweep's metric 'val_loss'; the runs "
+                              "logged: final_loss, loss; fix metric.name in the sweep YAML")
+    assert "no run has reported val_loss yet" in capsys.readouterr().out  # the table still came first

@@ -1,4 +1,5 @@
-"""The reference run's own offline W&B file, read back two ways: charexp.tracking.wandb_files and `wandb leet inspect`."""
+"""The reference run's own offline W&B file, read back two ways: charexp.tracking.wandb_files and
+`wandb leet inspect`."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def test_config_is_logged(reference, records):
 def test_test_loss_history_rows_match_the_local_history(reference, records):
     local = [(row["step"], row["test/loss"]) for row in reference.history() if "test/loss" in row]
     assert records.metric("test/loss") == local
-    assert [s for s, _ in records.metric("train/loss")] == [row["step"] for row in reference.history() if "train/loss" in row]
+    logged = [row["step"] for row in reference.history() if "train/loss" in row]
+    assert [s for s, _ in records.metric("train/loss")] == logged
     for name in ("test/bpc", "test/acc_argmax", "test/acc_sampled", "lr", "epoch", "perf/chars_per_sec"):
         assert records.metric(name), name
 
@@ -75,6 +77,7 @@ def test_model_artifacts_carry_latest_epoch_and_best_aliases(reference, records)
     for artifact in models:
         assert artifact["type"] == "model"
         assert "latest" in artifact["aliases"] and f"epoch-{artifact['metadata']['epoch']}" in artifact["aliases"]
+        assert f"run-{reference.run_id}" in artifact["aliases"]  # the run-scoped alias goes to W&B too
         assert sorted(artifact["files"]) == ["checkpoint.json", "model.safetensors"]
         assert artifact["metadata"]["run_id"] == reference.run_id
     index = json.loads((reference.artifacts / "charlstm" / "index.json").read_text())
@@ -82,7 +85,9 @@ def test_model_artifacts_carry_latest_epoch_and_best_aliases(reference, records)
     for artifact in models:  # the W&B aliases are the local store's at the time of logging
         assert ("best-test-loss" in artifact["aliases"]) == (artifact["metadata"]["test_loss"] == min(
             m["metadata"]["test_loss"] for m in models[: models.index(artifact) + 1]))
-    assert index["aliases"]["best-test-loss"] == min(models, key=lambda a: a["metadata"]["test_loss"])["metadata"]["local_version"]
+    lowest = min(models, key=lambda a: a["metadata"]["test_loss"])
+    assert index["aliases"]["best-test-loss"] == lowest["metadata"]["local_version"]
+    assert index["aliases"][f"run-{reference.run_id}"] == "v1"  # held by the run's newest version
 
 
 def test_leet_inspect_agrees(reference, records, leet):
@@ -94,8 +99,10 @@ def test_leet_inspect_agrees(reference, records, leet):
     history = [r["history"] for r in leet if r["type"] == "history"]
     leet_losses = [(h["step"]["num"], h["item"]["test/loss"]) for h in history if "test/loss" in h["item"]]
     assert leet_losses == records.metric("test/loss")
-    assert [h["step"]["num"] for h in history if h["item"].get("samples._type") == "incremental-table-file"] == [10, 20, 30, 40]
-    aliases = [sorted(r["artifact"]["aliases"]) for r in leet if r["type"] == "artifact" and r["artifact"].get("type") == "model"]
+    tables = [h["step"]["num"] for h in history if h["item"].get("samples._type") == "incremental-table-file"]
+    assert tables == [10, 20, 30, 40]
+    aliases = [sorted(r["artifact"]["aliases"]) for r in leet
+               if r["type"] == "artifact" and r["artifact"].get("type") == "model"]
     assert aliases == [sorted(a["aliases"]) for a in records.artifacts if a["type"] == "model"]
     summary = leet_summary(reference.wandb_file)
     assert summary["run_id"] == reference.run_id and summary["state"] == "finished" and summary["exit_code"] == 0
@@ -145,7 +152,8 @@ def test_mode_choice(monkeypatch, tmp_path, wandb_server):
     assert choose_mode("online") == ("online", None)
     monkeypatch.delenv("WANDB_API_KEY")
     netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine 127.0.0.1\n  login user\n  password {'y' * 40}\n")  # wandb login writes the server's host
+    # wandb login writes the server's host
+    netrc.write_text(f"machine 127.0.0.1\n  login user\n  password {'y' * 40}\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     assert choose_mode("auto")[0] == "online"
@@ -156,7 +164,8 @@ def test_a_key_without_a_reachable_server_runs_offline_after_a_short_check(monke
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     mode, note = choose_mode("auto")
     assert mode == "offline" and "did not answer" in note and "wandb sync" in note and "\n" not in note
-    with pytest.raises(CharexpError, match=r"wandb_mode online, but the W&B server http://127\.0\.0\.1:\d+ did not answer"):
+    with pytest.raises(CharexpError,
+                       match=r"wandb_mode online, but the W&B server http://127\.0\.0\.1:\d+ did not answer"):
         choose_mode("online")
     monkeypatch.setenv("WANDB_MODE", "online")
     with pytest.raises(CharexpError, match="WANDB_MODE=online, but"):

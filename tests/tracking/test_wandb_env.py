@@ -33,7 +33,8 @@ def test_a_bad_wandb_mode_stops_train_py_with_one_sentence(tiny_config, tmp_path
 # (variable, value, refused): each row is checked against wandb.init itself, so the check can neither
 # invent a rule nor miss one of wandb's.
 CASES = [
-    ("WANDB_MODE", "", True), ("WANDB_MODE", "ofline", True), ("WANDB_MODE", "offline", False), ("WANDB_MODE", "dryrun", False),
+    ("WANDB_MODE", "", True), ("WANDB_MODE", "ofline", True), ("WANDB_MODE", "offline", False),
+    ("WANDB_MODE", "dryrun", False),
     ("WANDB_RUN_ID", "", True), ("WANDB_RUN_ID", "abc12345", False),
     ("WANDB_CONSOLE", "bogus", True), ("WANDB_CONSOLE", "off", False),
     ("WANDB_SILENT", "maybe", True), ("WANDB_SILENT", "false", False),

@@ -18,7 +18,8 @@ from charexp.tracking.wandb_files import RunRecords, find_run_files, read_run
 from foundation import leet_records, leet_summary
 
 RUN_ID, SWEEP_ID, PROJECT = "witness1", "witswp01", "charexp-witness"
-CONFIG = {"lr": 0.003, "layers": 2, "split": "line", "sample_chars": "KS", "init_from": None, "shape": {"hidden": 32, "embed": 16}}
+CONFIG = {"lr": 0.003, "layers": 2, "split": "line", "sample_chars": "KS", "init_from": None,
+          "shape": {"hidden": 32, "embed": 16}}
 LATER_CONFIG = {"extra_key": True}  # a config record after the run record
 ROWS = [(10, 3.1, 2.9), (20, 2.5, 2.2), (30, 2.2, 2.4)]  # (step, train/loss, test/loss): the minimum is not the last
 ALIASES = ["epoch-2", "best-test-loss"]
@@ -77,7 +78,8 @@ def folded(updates: list[dict[str, Any]]) -> dict[str, Any]:
 def test_run_record(witness):
     reader, leet, summary = witness
     (run,) = of_type(leet, "run")
-    assert (reader.run_id, reader.project, reader.sweep_id) == (run["run_id"], run["project"], run["sweep_id"]) == (RUN_ID, PROJECT, SWEEP_ID)
+    assert (reader.run_id, reader.project, reader.sweep_id) == (run["run_id"], run["project"], run["sweep_id"]) \
+        == (RUN_ID, PROJECT, SWEEP_ID)
     assert (summary["run_id"], summary["project"]) == (RUN_ID, PROJECT)
     assert reader.group == run["run_group"] == GROUP
     assert reader.tags == run["tags"] == summary["tags"] == TAGS
@@ -89,17 +91,20 @@ def test_config_records(witness):
     config = folded([run["config"], *of_type(leet, "config")])
     assert len(of_type(leet, "config")) >= 1  # the later update really is a config record
     public = {k: v for k, v in reader.config.items() if not k.startswith("_")}
-    assert public == {k: v for k, v in config.items() if not k.startswith("_")} == summary["config"] == {**CONFIG, **LATER_CONFIG}
+    assert public == {k: v for k, v in config.items() if not k.startswith("_")} == summary["config"]
+    assert public == {**CONFIG, **LATER_CONFIG}
 
 
 def test_history_records_with_a_table(witness):
     reader, leet, _ = witness
     history = of_type(leet, "history")
     assert reader.history == [h["item"] for h in history]
-    assert [row["_step"] for row in reader.history] == [h["step"]["num"] for h in history] == [step for step, _, _ in ROWS]
+    steps = [step for step, _, _ in ROWS]
+    assert [row["_step"] for row in reader.history] == [h["step"]["num"] for h in history] == steps
     assert reader.metric("train/loss") == [(step, train) for step, train, _ in ROWS]
     assert reader.metric("test/loss") == [(step, test) for step, _, test in ROWS]
-    for row, (step, _, _) in zip(reader.history, ROWS):  # the table: W&B's nested keys, flattened as wandb flattens them
+    # the table: W&B's nested keys, flattened as wandb flattens them
+    for row, (step, _, _) in zip(reader.history, ROWS):
         assert row["samples._type"] == "incremental-table-file" and row["samples.nrows"] == step // 10
         assert not any(key.startswith("samples/") for key in row)
 
@@ -118,7 +123,8 @@ def test_summary_records_with_min(witness):
         assert (final[key] if key in final else final[head][tail]) == value, key
     # what the sweep runner keeps of it: the scalars and the min, none of the table's flattened fields
     kept = select_summary(reader.summary)
-    assert kept["test/loss"] == {"min": 2.2} and kept["best_epoch"] == 2 and not any(key.startswith("samples") for key in kept)
+    assert kept["test/loss"] == {"min": 2.2} and kept["best_epoch"] == 2
+    assert not any(key.startswith("samples") for key in kept)
 
 
 def test_artifact_records_with_aliases(witness):

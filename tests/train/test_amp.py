@@ -11,12 +11,13 @@ from charexp.errors import CharexpError
 from charexp.model import CharLSTM, cpu_has_bf16_lstm
 from charexp.tracking.rundir import RunDir
 from charexp.train.evaluate import Evaluator, masked_loss_sum
-from charexp.train.trainer import make_autocast
+from charexp.train.step import make_autocast
 
 from foundation import DEVICE, run_main
 
 NO_BF16_LSTM = DEVICE == "cpu" and not cpu_has_bf16_lstm()
-needs_bf16_lstm = pytest.mark.skipif(NO_BF16_LSTM, reason="this CPU has no bf16 LSTM (oneDNN needs AVX-512); amp is refused here, see below")
+needs_bf16_lstm = pytest.mark.skipif(
+    NO_BF16_LSTM, reason="this CPU has no bf16 LSTM (oneDNN needs AVX-512); amp is refused here, see below")
 
 
 def test_amp_on_a_cpu_without_a_bf16_lstm_is_one_sentence(tiny_config):

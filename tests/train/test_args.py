@@ -19,7 +19,8 @@ def agent_forms(tmp_path, values: dict) -> dict[str, list[str]]:
     json_file = tmp_path / "wandb" / "sweep-x" / "config-run1.json"
     json_file.parent.mkdir(parents=True)
     json_file.write_text(macros["args_json"][0], encoding="utf-8")  # what the agent writes for ${args_json_file}
-    forms = {name: macros[name] for name in ("args", "args_no_equals", "args_no_hyphens", "args_no_boolean_flags", "args_json")}
+    forms = {name: macros[name] for name in ("args", "args_no_equals", "args_no_hyphens", "args_no_boolean_flags",
+                                             "args_json")}
     forms["args_json_file"] = [str(json_file)]
     return forms
 
@@ -36,20 +37,23 @@ def test_every_agent_argument_form_gives_the_same_overrides(tmp_path):
 
 def test_false_booleans_mean_the_same_in_every_form(tmp_path):
     values = {"lr": 0.001, "amp": False}
-    configs = {name: load_config(None, parse_train_args(argv)[2]) for name, argv in agent_forms(tmp_path, values).items()}
+    forms = agent_forms(tmp_path, values)
+    configs = {name: load_config(None, parse_train_args(argv)[2]) for name, argv in forms.items()}
     assert "--amp" not in agent_forms(tmp_path / "b", values)["args_no_boolean_flags"]
     for name, cfg in configs.items():
         assert cfg.amp is False and cfg.lr == 0.001, name
 
 
 def test_forms_mixed_on_one_command_line():
-    _, resume, overrides, _ = parse_train_args(["--resume", "abc123", "--lr", "0.1", "hidden=64", "--amp", "--seed=3", '{"dropout": 0.5}'])
+    _, resume, overrides, _ = parse_train_args(["--resume", "abc123", "--lr", "0.1", "hidden=64", "--amp", "--seed=3",
+                                                '{"dropout": 0.5}'])
     assert resume == "abc123"
     assert overrides == {"lr": 0.1, "hidden": 64, "amp": True, "seed": 3, "dropout": 0.5}
 
 
 def test_values_are_typed_as_an_agent_writes_them():
-    overrides = parse_train_args(["--init_from=None", "--amp=False", "--sample_chars=KSKS", "--data=/tmp/x.csv", "--lr=3e-4"])[2]
+    overrides = parse_train_args(["--init_from=None", "--amp=False", "--sample_chars=KSKS", "--data=/tmp/x.csv",
+                                  "--lr=3e-4"])[2]
     assert overrides == {"init_from": None, "amp": False, "sample_chars": "KSKS", "data": "/tmp/x.csv", "lr": 3e-4}
 
 

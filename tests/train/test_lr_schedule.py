@@ -21,7 +21,8 @@ def cfg(**values):
 def test_exponential_is_per_epoch_and_the_default():
     c = cfg(lr_decay=0.5)
     assert c.lr_schedule == "exponential"
-    assert [lr_at(c, RunClock(step=s, epoch=e, total_steps=100)) for s, e in ((0, 0), (49, 0), (50, 1), (99, 3))] == [0.01, 0.01, 0.005, 0.00125]
+    rates = [lr_at(c, RunClock(step=s, epoch=e, total_steps=100)) for s, e in ((0, 0), (49, 0), (50, 1), (99, 3))]
+    assert rates == [0.01, 0.01, 0.005, 0.00125]
 
 
 def test_constant_ignores_decay_and_position():
@@ -40,8 +41,10 @@ def test_cosine_starts_at_lr_passes_the_midpoint_and_ends_on_min_lr_at_the_last_
 
 def test_cosine_under_a_time_limit_follows_the_clock_when_it_runs_ahead_of_the_steps():
     c = cfg(lr_schedule="cosine", max_minutes=1.0)
-    assert lr_at(c, RunClock(step=10, epoch=0, total_steps=1000, seconds=30.0)) == pytest.approx(0.005)  # half the minutes
-    assert lr_at(c, RunClock(step=10, epoch=0, total_steps=1000, seconds=60.0)) == pytest.approx(0.0)  # the limit: min_lr
+    # half the minutes
+    assert lr_at(c, RunClock(step=10, epoch=0, total_steps=1000, seconds=30.0)) == pytest.approx(0.005)
+    # the limit: min_lr
+    assert lr_at(c, RunClock(step=10, epoch=0, total_steps=1000, seconds=60.0)) == pytest.approx(0.0)
 
 
 def test_warmup_rises_linearly_from_near_zero_then_hands_over_to_every_schedule():
@@ -68,13 +71,15 @@ def test_keys_that_the_schedule_ignores_are_named():
     assert inert_schedule_keys(cfg(lr_schedule="cosine", min_lr=0.001)) == []
     (note,) = inert_schedule_keys(cfg(lr_schedule="cosine", lr_decay=0.5))
     assert note == "note: lr_decay 0.5 has no effect with lr_schedule cosine; it applies to lr_schedule exponential"
-    assert [n.split()[1] for n in inert_schedule_keys(cfg(lr_schedule="constant", lr_decay=0.5, min_lr=0.001))] == ["lr_decay", "min_lr"]
+    notes = inert_schedule_keys(cfg(lr_schedule="constant", lr_decay=0.5, min_lr=0.001))
+    assert [n.split()[1] for n in notes] == ["lr_decay", "min_lr"]
 
 
 @pytest.mark.parametrize("schedule", ["exponential", "cosine", "constant"])
 def test_each_schedules_lr_is_what_wandb_history_shows(schedule, tmp_path, tiny_csv):
     """A real run, logging every step: the `lr` rows of its offline .wandb file, read by `wandb leet`, follow lr_at."""
-    overrides = {"lr_schedule": schedule, "lr_decay": 0.5, "min_lr": 0.001, "warmup_steps": 5, "log_every": 1, "sample_every": 0}
+    overrides = {"lr_schedule": schedule, "lr_decay": 0.5, "min_lr": 0.001, "warmup_steps": 5, "log_every": 1,
+                 "sample_every": 0}
     config = write_config(tmp_path / "s.yaml", tiny_csv, **overrides)
     code, log = run_main(["--config", str(config)])
     assert code == 0, log

@@ -36,7 +36,8 @@ def train(root: Path, **overrides) -> Trained:
     """CLIMBS (plus overrides) trained in `root`, with W&B offline."""
     with pytest.MonkeyPatch.context() as mp:
         isolate_env(mp, root)
-        code, log = run_main(["--config", str(write_config(root / "c.yaml", write_tiny_csv(root), **{**CLIMBS, "lr": climbing_lr(), **overrides}))])
+        code, log = run_main(["--config", str(write_config(root / "c.yaml", write_tiny_csv(root),
+                                                           **{**CLIMBS, "lr": climbing_lr(), **overrides}))])
     assert code == 0, log
     index = json.loads((root / "artifacts" / "charlstm" / "index.json").read_text())
     return Trained(root, RunDir(root / "runs", only_run_id(root / "runs")), index, " ".join(log.split()))
@@ -53,7 +54,8 @@ def rejecting(tmp_path_factory) -> Trained:
 
 
 def epoch_losses(run: RunDir) -> dict[int, float]:
-    return {row["step"] // EPOCH_STEPS: row["test/loss"] for row in run.history() if "test/loss" in row and row["step"] % EPOCH_STEPS == 0}
+    return {row["step"] // EPOCH_STEPS: row["test/loss"] for row in run.history()
+            if "test/loss" in row and row["step"] % EPOCH_STEPS == 0}
 
 
 def test_without_reject_worse_the_climbing_epoch_is_kept_as_today(plain):
@@ -94,7 +96,8 @@ def test_rejected_weights_never_become_a_version(rejecting):
 
 def test_the_rejection_is_in_wandb_and_the_samples_say_which_epoch(rejecting):
     (wandb_file,) = find_run_files(rejecting.root / "wandb", rejecting.run.run_id)
-    items = {r["history"]["step"]["num"]: r["history"]["item"] for r in leet_records(wandb_file) if r["type"] == "history"}
+    items = {r["history"]["step"]["num"]: r["history"]["item"] for r in leet_records(wandb_file)
+             if r["type"] == "history"}
     assert items[60]["rejections"] == 1 and items[60]["rejected_epoch"] == 3
     assert items[65]["lr"] == pytest.approx(climbing_lr() * 0.1)
     notes = {(s["step"], s["note"]) for s in rejecting.run.samples()}
@@ -104,7 +107,8 @@ def test_the_rejection_is_in_wandb_and_the_samples_say_which_epoch(rejecting):
 def test_reject_worse_changes_nothing_before_the_first_rejection(plain, rejecting):
     """Its only extra work until then is evaluating the starting weights, on its own random stream."""
     for version in ("v0", "v1"):
-        a, b = (read_tensors(r.root / "artifacts" / "charlstm" / version / "model.safetensors") for r in (plain, rejecting))
+        a, b = (read_tensors(r.root / "artifacts" / "charlstm" / version / "model.safetensors")
+                for r in (plain, rejecting))
         assert all(a[k].equal(b[k]) for k in a)
 
 

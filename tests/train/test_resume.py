@@ -52,16 +52,19 @@ def state_step(path: Path) -> int | None:
 
 # The second segment runs slowly (a 50 ms pause before every step, from the fault suite's injector) and
 # flushes its .wandb file every 0.1 s, so that it is killed only once W&B has recorded some of its steps.
-SLOW_AND_FLUSHED = {"CHAREXP_FAULTS": json.dumps([{"target": "charexp.train.trainer:Trainer.train_step", "call": 1, "from_call": True,
-                                                   "when": "before", "action": "sleep", "seconds": 0.05}]),
+SLOW_AND_FLUSHED = {"CHAREXP_FAULTS": json.dumps([{"target": "charexp.train.trainer:Trainer.train_step", "call": 1,
+                                                   "from_call": True, "when": "before", "action": "sleep",
+                                                   "seconds": 0.05}]),
                     "WANDB__TRANSACTION_LOG_FLUSH_INTERVAL": "0.1"}
 FAULT_PROGRAM = REPO / "tests" / "faults" / "train_with_faults.py"
 
 
-def start_train(args: list[str], cwd: Path, log: Path, env: dict | None = None, program: Path = REPO / "train.py") -> subprocess.Popen:
+def start_train(args: list[str], cwd: Path, log: Path, env: dict | None = None,
+                program: Path = REPO / "train.py") -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if k != "WANDB_RUN_ID"}
-    return subprocess.Popen([sys.executable, str(program), *args], cwd=cwd, env={**environ, **SUBPROCESS_ENV, **(env or {})},
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, str(program), *args], cwd=cwd,
+                            env={**environ, **SUBPROCESS_ENV, **(env or {})}, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT)
 
 
 def wandb_steps(root: Path, segment: int) -> list[int]:
@@ -71,12 +74,15 @@ def wandb_steps(root: Path, segment: int) -> list[int]:
 
 
 def kill_after_a_state(proc: subprocess.Popen, state: Path, after_step: int, log: Path, also=lambda: True) -> int:
-    """SIGKILL the run as soon as it has saved a state beyond `after_step` (and `also()` holds); return that state's step."""
-    wait_for(lambda: proc.poll() is not None or ((s := state_step(state)) is not None and s > after_step and also() and s), timeout=240)
+    """SIGKILL the run as soon as it has saved a state beyond `after_step` (and `also()` holds); return that
+    state's step."""
+    wait_for(lambda: proc.poll() is not None
+             or ((s := state_step(state)) is not None and s > after_step and also() and s), timeout=240)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(60)
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed (rc {proc.returncode}):\n{log.read_text()[-3000:]}"
+    assert proc.returncode == -signal.SIGKILL, \
+        f"the run ended before it could be killed (rc {proc.returncode}):\n{log.read_text()[-3000:]}"
     saved = state_step(state)
     assert saved is not None and after_step < saved < TOTAL
     return saved
@@ -100,7 +106,8 @@ def resumed(tmp_path_factory) -> Resumed:
         data = write_tiny_csv(root)
         config = write_config(root / "resume.yaml", data, **RESUME_CONFIG)
 
-        code, log = run_main(["--config", str(config), "--runs_dir=straight/runs", "--artifacts_dir=straight/artifacts"])
+        code, log = run_main(["--config", str(config), "--runs_dir=straight/runs",
+                              "--artifacts_dir=straight/artifacts"])
         assert code == 0, log
         (straight_id,) = [p.name for p in (root / "straight" / "runs").iterdir()]
 
@@ -118,7 +125,8 @@ def resumed(tmp_path_factory) -> Resumed:
         (run.path / ".state.pt.yyyyyyyy.tmp").write_bytes(run.state_path.read_bytes()[:1000])
 
         proc = start_train(["--resume", "last"], root, root / "second.log", env=SLOW_AND_FLUSHED, program=FAULT_PROGRAM)
-        second = kill_after_a_state(proc, run.state_path, first, root / "second.log", also=lambda: wandb_steps(root, 1)[-1:] > [first])
+        second = kill_after_a_state(proc, run.state_path, first, root / "second.log",
+                                    also=lambda: wandb_steps(root, 1)[-1:] > [first])
 
         code, log = run_main(["--resume", RUN_ID])
         assert code == 0, log
@@ -130,7 +138,8 @@ def test_resumed_run_ends_with_identical_weights(resumed):
     again = ArtifactStore(resumed.root / "artifacts", "charlstm").resolve("latest")
     assert straight.meta["step"] == again.meta["step"] == TOTAL
     assert again.meta["run_id"] == RUN_ID
-    assert_same_tensors(read_tensors(straight.path / "model.safetensors"), read_tensors(again.path / "model.safetensors"))
+    assert_same_tensors(read_tensors(straight.path / "model.safetensors"),
+                        read_tensors(again.path / "model.safetensors"))
     a, b = load_state(resumed.straight.state_path), load_state(resumed.resumed.state_path)
     assert_same_tensors(a["model"], b["model"])
     assert a["position"]["step"] == b["position"]["step"] == TOTAL
@@ -160,10 +169,12 @@ def test_resumed_run_keeps_its_wandb_id_and_step_numbering(resumed):
     second_steps = [row["_step"] for row in segments[1].history]
     assert second_steps and second_steps[0] == resumed.first_kill + 1 and second_steps == sorted(set(second_steps))
     last_steps = [row["_step"] for row in segments[2].history]
-    assert last_steps[0] == resumed.second_kill + 1 and last_steps[-1] == TOTAL and last_steps == sorted(set(last_steps))
+    assert last_steps[0] == resumed.second_kill + 1 and last_steps[-1] == TOTAL
+    assert last_steps == sorted(set(last_steps))
     assert segments[2].exit_code == 0 and segments[2].summary["state"] == "finished"
     final_losses = dict(segments[2].metric("test/loss"))
-    expected = {row["step"]: row["test/loss"] for row in resumed.straight.history() if "test/loss" in row and row["step"] > resumed.second_kill}
+    expected = {row["step"]: row["test/loss"] for row in resumed.straight.history()
+                if "test/loss" in row and row["step"] > resumed.second_kill}
     assert final_losses == expected
 
 
@@ -175,7 +186,8 @@ def test_multi_block_run_file_reads_the_same_as_wandb_leet(resumed):
     leet = leet_records(final)
     history = [r["history"] for r in leet if r["type"] == "history"]
     assert [h["step"]["num"] for h in history] == [row["_step"] for row in records.history]
-    assert [(h["step"]["num"], h["item"]["train/loss"]) for h in history if "train/loss" in h["item"]] == records.metric("train/loss")
+    logged = [(h["step"]["num"], h["item"]["train/loss"]) for h in history if "train/loss" in h["item"]]
+    assert logged == records.metric("train/loss")
     assert sum(r["type"] == "artifact" for r in leet) == len(records.artifacts)
     assert next(r["exit"]["exit_code"] for r in leet if r["type"] == "exit") == records.exit_code == 0
 
@@ -196,12 +208,26 @@ def test_a_stale_state_from_another_run_is_refused(resumed, tmp_path):
 
 
 def test_a_finished_run_or_an_unknown_id_is_refused(resumed, tmp_path):
-    with pytest.raises(CharexpError, match="already finished"):
+    with pytest.raises(CharexpError, match=rf"already finished; .* --init_from=run-{RUN_ID} \(its last version, "
+                                           r"charlstm:v\d+\)$"):
         run_main(["--resume", RUN_ID, f"--runs_dir={resumed.root / 'runs'}"])
-    with pytest.raises(CharexpError, match="no saved state"):
+    with pytest.raises(CharexpError, match="no saved state.*; runs that can be resumed: none$"):  # finished: not listed
         run_main(["--resume", "nosuchrun", f"--runs_dir={resumed.root / 'runs'}"])
-    with pytest.raises(CharexpError, match="no run"):
+    with pytest.raises(CharexpError, match="no unfinished run"):
+        run_main(["--resume", "last", f"--runs_dir={resumed.root / 'runs'}"])
+    with pytest.raises(CharexpError, match="no unfinished run"):
         run_main(["--resume", "last"])
+
+
+def test_resume_of_an_unknown_id_lists_only_the_unfinished_runs(resumed, tmp_path):
+    shutil.copytree(resumed.resumed.path, tmp_path / "runs" / RUN_ID)  # finished, and it kept its state.pt
+    paused = tmp_path / "runs" / "pausedrun"
+    paused.mkdir()
+    shutil.copy(resumed.resumed.state_path, paused / "state.pt")
+    shutil.copy(resumed.resumed.config_path, paused / "config.yaml")
+    assert (tmp_path / "runs" / RUN_ID / "state.pt").exists()
+    with pytest.raises(CharexpError, match=r"runs that can be resumed: pausedrun$"):
+        run_main(["--resume", "nosuchrun"])
 
 
 def test_resume_with_a_different_config_is_refused(resumed, tmp_path):
@@ -232,7 +258,7 @@ def test_kill_during_an_epoch_end_does_not_duplicate_rows(tmp_path, tiny_config,
         run_main(["--config", str(config)])
     monkeypatch.setattr(Trainer, "publish", real_publish)
     (run,) = [RunDir(tmp_path / "runs", p.name) for p in (tmp_path / "runs").iterdir()]
-    assert load_state(run.state_path)["position"]["step"] == 10  # not a state saved at step 20, before the epoch-end work
+    assert load_state(run.state_path)["position"]["step"] == 10  # not one saved at step 20, before the epoch-end work
     assert run_main(["--resume", run.run_id])[0] == 0
     assert [row["step"] for row in run.history() if "test/loss" in row] == [20, 40]
     versions = ArtifactStore(tmp_path / "artifacts", "charlstm").versions()
@@ -245,8 +271,9 @@ def test_init_from_starts_a_new_run_from_an_artifact_with_its_own_lr(reference, 
     shutil.copytree(reference.artifacts, tmp_path / "artifacts")
     store = ArtifactStore(tmp_path / "artifacts", "charlstm")
     epoch1 = store.resolve("epoch-1")
-    config = write_config(tmp_path / "phase2.yaml", tiny_csv, init_from="charlstm:epoch-1", lr=1e-7, lr_decay=0.1, epochs=1,
-                          steps_per_epoch=3, log_every=1, sample_every=0, checkpoint_every=0, device=reference.device)
+    config = write_config(tmp_path / "phase2.yaml", tiny_csv, init_from="charlstm:epoch-1", lr=1e-7, lr_decay=0.1,
+                          epochs=1, steps_per_epoch=3, log_every=1, sample_every=0, checkpoint_every=0,
+                          device=reference.device)
     assert run_main(["--config", str(config)])[0] == 0
     (run,) = [RunDir(tmp_path / "runs", p.name) for p in (tmp_path / "runs").iterdir()]
     assert run.run_id != reference.run_id
@@ -267,9 +294,10 @@ def test_init_from_keeps_the_artifact_vocabulary_on_new_data(reference, tmp_path
     """Phase 2 on a corpus with characters the phase-1 model never saw: they become <unk>, the vocabulary stays."""
     shutil.copytree(reference.artifacts, tmp_path / "artifacts")
     data = tmp_path / "new.csv"
-    data.write_text(synthetic_csv_text(seed=3).replace("Fascinating", "Fasc\u00eenating \u00bfQu\u00e9?"), encoding="utf-8")
-    config = write_config(tmp_path / "p2.yaml", data, init_from="v0", lr=1e-4, epochs=1, steps_per_epoch=2, sample_every=0,
-                          checkpoint_every=0, device=reference.device)
+    data.write_text(synthetic_csv_text(seed=3).replace("Fascinating", "Fasc\u00eenating \u00bfQu\u00e9?"),
+                    encoding="utf-8")
+    config = write_config(tmp_path / "p2.yaml", data, init_from="v0", lr=1e-4, epochs=1, steps_per_epoch=2,
+                          sample_every=0, checkpoint_every=0, device=reference.device)
     assert run_main(["--config", str(config)])[0] == 0
     vocab = json.loads((tmp_path / "artifacts" / "charlstm" / "v0" / "checkpoint.json").read_text())["vocab"]
     newest = ArtifactStore(tmp_path / "artifacts", "charlstm").resolve("latest")

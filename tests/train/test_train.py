@@ -38,7 +38,8 @@ def test_a_tiny_run_lowers_the_test_loss(reference):
 
 def test_the_run_directory_holds_config_history_samples_and_summary(reference):
     run = reference.run_dir
-    assert sorted(p.name for p in run.path.iterdir()) == ["config.yaml", "history.jsonl", "samples.txt", "state.pt", "summary.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.yaml", "history.jsonl", "samples.txt", "state.pt",
+                                                          "summary.json"]
     assert sorted(run.read_config()) == sorted(KEYS)
     history = reference.history()
     steps = [row["step"] for row in history if "train/loss" in row]
@@ -51,12 +52,14 @@ def test_the_run_directory_holds_config_history_samples_and_summary(reference):
             assert row["test/bpc"] == pytest.approx(row["test/loss"] / math.log(2))
             assert 0 <= row["test/acc_argmax"] <= 1 and 0 <= row["test/acc_sampled"] <= 1
     samples = run.samples()
-    assert [(s["step"], s["prime"]) for s in samples] == [(step, p) for step in (10, 20, 30, 40) for p in "KS"]  # sample_every 10
+    # sample_every 10
+    assert [(s["step"], s["prime"]) for s in samples] == [(step, p) for step in (10, 20, 30, 40) for p in "KS"]
     assert all(s["text"].startswith(s["prime"]) and len(s["text"]) <= 40 for s in samples)
     summary = run.read_summary()
     test_losses = [row["test/loss"] for row in history if "test/loss" in row]
     assert summary["state"] == "finished" and summary["run_id"] == reference.run_id
-    assert summary["best_test_loss"] == min(test_losses) and summary["step"] == REFERENCE_STEPS and summary["epoch"] == 2
+    assert summary["best_test_loss"] == min(test_losses)
+    assert summary["step"] == REFERENCE_STEPS and summary["epoch"] == 2
     assert summary["wandb_mode"] == "offline"
 
 
@@ -84,7 +87,8 @@ def test_same_seed_gives_identical_losses_and_weights_and_best_tracks_the_minimu
     assert without_timing(list(again.history())) == without_timing(list(baseline.history()))
     assert again.samples() == baseline.samples()
     store = ArtifactStore(tmp_path / "artifacts", "charlstm")
-    baseline_store = ArtifactStore(tmp_path / "artifacts" if reference.device != "cpu" else reference.artifacts, "charlstm")
+    baseline_store = ArtifactStore(tmp_path / "artifacts" if reference.device != "cpu" else reference.artifacts,
+                                   "charlstm")
     mine = [v for v in store.versions() if v.meta["run_id"] == again.run_id]
     theirs = [v for v in baseline_store.versions() if v.meta["run_id"] == baseline.run_id]
     assert len(mine) == len(theirs) == 2
@@ -103,7 +107,8 @@ def test_same_seed_gives_identical_losses_and_weights_and_best_tracks_the_minimu
 
 
 def test_disabled_wandb_still_keeps_the_local_record(tmp_path, tiny_config):
-    code, stderr = run_main(["--config", str(tiny_config(wandb_mode="disabled", epochs=1, steps_per_epoch=3, sample_every=0))])
+    code, stderr = run_main(["--config",
+                             str(tiny_config(wandb_mode="disabled", epochs=1, steps_per_epoch=3, sample_every=0))])
     assert code == 0
     (run,) = [RunDir(tmp_path / "runs", p.name) for p in (tmp_path / "runs").iterdir()]
     assert run.read_summary()["state"] == "finished" and any("test/loss" in row for row in run.history())
@@ -112,17 +117,20 @@ def test_disabled_wandb_still_keeps_the_local_record(tmp_path, tiny_config):
 
 
 def test_lr_decays_per_epoch(tmp_path, tiny_config):
-    assert run_main(["--config", str(tiny_config(epochs=3, steps_per_epoch=2, log_every=1, lr=0.01, lr_decay=0.5, sample_every=0,
-                                                 checkpoint_every=0))])[0] == 0
+    config = tiny_config(epochs=3, steps_per_epoch=2, log_every=1, lr=0.01, lr_decay=0.5, sample_every=0,
+                         checkpoint_every=0)
+    assert run_main(["--config", str(config)])[0] == 0
     (run,) = list_runs(tmp_path / "runs")
-    assert [(row["step"], row["lr"]) for row in run.history() if "lr" in row] == [(1, 0.01), (2, 0.01), (3, 0.005), (4, 0.005), (5, 0.0025), (6, 0.0025)]
+    assert [(row["step"], row["lr"]) for row in run.history() if "lr" in row] == [(1, 0.01), (2, 0.01), (3, 0.005),
+                                                                                  (4, 0.005), (5, 0.0025), (6, 0.0025)]
     from charexp.store.checkpoint import load_state
 
     assert {g["lr"] for g in load_state(run.state_path)["optimizer"]["param_groups"]} == {0.0025}
 
 
 def test_max_minutes_stops_early_and_still_evaluates_and_saves(tmp_path, tiny_config):
-    assert run_main(["--config", str(tiny_config(epochs=50, max_minutes=1e-6, sample_every=0, checkpoint_every=0))])[0] == 0
+    assert run_main(["--config",
+                     str(tiny_config(epochs=50, max_minutes=1e-6, sample_every=0, checkpoint_every=0))])[0] == 0
     (run,) = list_runs(tmp_path / "runs")
     summary = run.read_summary()
     assert summary["state"] == "finished" and 1 <= summary["step"] < 20
@@ -151,3 +159,21 @@ def test_a_cpu_run_flushes_denormal_floats(tmp_path, tiny_config):
         assert torch.tensor([1e-42]).item() == 0.0
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_piped_output_keeps_commands_and_paths_on_one_line(tmp_path, tiny_csv):
+    """`python train.py ... 2>&1 | cat`: rich must not wrap at 80 columns off a terminal (charexp.console)."""
+    from conftest import run_train_subprocess
+
+    deep = tmp_path / ("a-directory-name-long-enough-that-every-path-passes-eighty-columns" * 2)
+    deep.mkdir()
+    config = write_config(deep / "tiny.yaml", tiny_csv, epochs=1, steps_per_epoch=3, sample_every=0,
+                          checkpoint_every=0, wandb_mode="offline")
+    out = run_train_subprocess(["--config", str(config)], cwd=deep, env={"WANDB_DIR": str(deep), "COLUMNS": ""})
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(next((deep / "runs").glob("*/summary.json")).read_text())
+    assert len(summary["wandb_dir"]) > 80
+    assert f"W&B offline run: upload it with  wandb sync {summary['wandb_dir']}\n" in out.stderr
+    corpus_line = next(line for line in out.stderr.splitlines() if "utterances in" in line)
+    assert len(corpus_line) > 80 and "vocabulary" in corpus_line, corpus_line  # one sentence, one line
+    assert "│" in out.stderr  # the run's summary table still renders

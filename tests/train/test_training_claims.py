@@ -13,12 +13,13 @@ from charexp.tracking.wandb_files import find_run_files, read_run
 
 from foundation import SUBPROCESS_ENV, python_script, read_tensors, run_main
 
-SHORT = {"epochs": 1, "steps_per_epoch": 6, "log_every": 1, "sample_every": 0, "checkpoint_every": 0, "wandb_mode": "disabled",
-         "device": "cpu", "lr": 0.05}
+SHORT = {"epochs": 1, "steps_per_epoch": 6, "log_every": 1, "sample_every": 0, "checkpoint_every": 0,
+         "wandb_mode": "disabled", "device": "cpu", "lr": 0.05}
 
 
 def final_weights(tmp_path, run: RunDir) -> dict:
-    version = [v for v in ArtifactStore(tmp_path / "artifacts", "charlstm").versions() if v.meta["run_id"] == run.run_id][-1]
+    versions = ArtifactStore(tmp_path / "artifacts", "charlstm").versions()
+    version = [v for v in versions if v.meta["run_id"] == run.run_id][-1]
     return read_tensors(version.path / "model.safetensors")
 
 
@@ -36,13 +37,15 @@ def test_grad_clip_zero_means_no_clipping(tmp_path, tiny_config, monkeypatch):
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", counting_clip)
     runs = {}
-    for clip in (0, 1e9, 0.01):  # off; a bound no gradient reaches (clipping that changes nothing); a bound every step hits
+    # off; a bound no gradient reaches (clipping that changes nothing); a bound every step hits
+    for clip in (0, 1e9, 0.01):
         calls.clear()
         code, log = run_main(["--config", str(tiny_config(f"clip{clip}.yaml", grad_clip=clip, **SHORT))])
         assert code == 0, log
         runs[clip] = (list_runs(tmp_path / "runs")[-1], list(calls))
     assert runs[0][1] == []  # off: clip_grad_norm_ is never called, not even with a bound of 0
-    assert runs[1e9][1] == [1e9] * 6 and runs[0.01][1] == [0.01] * 6  # the control: on, it clips once per step with the bound
+    # the control: on, it clips once per step with the bound
+    assert runs[1e9][1] == [1e9] * 6 and runs[0.01][1] == [0.01] * 6
     off, loose, tight = (final_weights(tmp_path, runs[c][0]) for c in (0, 1e9, 0.01))
     assert all(torch.equal(off[k], loose[k]) for k in off)  # 0 trains exactly like clipping that never bites...
     assert any(not torch.equal(off[k], tight[k]) for k in off)  # ...and not like real clipping
@@ -54,7 +57,8 @@ def test_evaluating_more_often_does_not_change_training(tmp_path, tiny_config):
     with dropout on (an eval that consumed the training RNG or left the model in eval mode would show)."""
     runs = []
     for eval_every in (0, 2):
-        config = tiny_config(f"eval{eval_every}.yaml", **{**SHORT, "epochs": 2, "sample_every": 3}, dropout=0.3, eval_every=eval_every)
+        config = tiny_config(f"eval{eval_every}.yaml", **{**SHORT, "epochs": 2, "sample_every": 3}, dropout=0.3,
+                             eval_every=eval_every)
         code, log = run_main(["--config", str(config)])
         assert code == 0, log
         runs.append(list_runs(tmp_path / "runs")[-1])
@@ -65,7 +69,8 @@ def test_evaluating_more_often_does_not_change_training(tmp_path, tiny_config):
     a, b = final_weights(tmp_path, rare), final_weights(tmp_path, often)
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
     epoch_end = [{row["step"]: row["test/loss"] for row in run.history() if "test/loss" in row} for run in runs]
-    assert [epoch_end[0][s] for s in (6, 12)] == [epoch_end[1][s] for s in (6, 12)]  # the same test/loss at the epoch ends
+    # the same test/loss at the epoch ends
+    assert [epoch_end[0][s] for s in (6, 12)] == [epoch_end[1][s] for s in (6, 12)]
     assert rare.samples() == often.samples()
 
 
@@ -83,8 +88,9 @@ def test_the_console_of_a_short_offline_run(tmp_path, tiny_config):
     evals = [row for row in run.history() if "test/loss" in row]
     assert [row["step"] for row in evals] == [5, 10]
     for row in evals:
-        line = (f"eval step {row['step']} (epoch {row['epoch']:g}): test/loss {row['test/loss']:.4f} ({row['test/bpc']:.4f} bpc), "
-                f"acc_argmax {row['test/acc_argmax']:.3f}, acc_sampled {row['test/acc_sampled']:.3f}")
+        line = (f"eval step {row['step']} (epoch {row['epoch']:g}): test/loss {row['test/loss']:.4f} "
+                f"({row['test/bpc']:.4f} bpc), acc_argmax {row['test/acc_argmax']:.3f}, "
+                f"acc_sampled {row['test/acc_sampled']:.3f}")
         assert line in text, line
 
     table = text[text.index(f"run {run.run_id} — finished"):]
@@ -99,4 +105,5 @@ def test_the_console_of_a_short_offline_run(tmp_path, tiny_config):
     sync_dir = hint[0].split("wandb sync ", 1)[1].strip()
     assert sync_dir == summary["wandb_dir"]
     (wandb_file,) = find_run_files(tmp_path / "wandb", run.run_id)
-    assert str(wandb_file.parent) == sync_dir and read_run(wandb_file).exit_code == 0  # the command names this run's files
+    # the command names this run's files
+    assert str(wandb_file.parent) == sync_dir and read_run(wandb_file).exit_code == 0

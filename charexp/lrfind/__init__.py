@@ -1,0 +1,1 @@
+"""charexp lr-find: the learning-rate range test."""
