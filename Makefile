@@ -1,5 +1,5 @@
 # Two commands do the whole set-up on a fresh machine:
-#   make quick   install into .venv, then a ~2.5-minute training run on 2 CPU cores (configs/quick.yaml, W&B offline)
+#   make quick   install into .venv, then a training run (configs/quick.yaml, W&B offline): about 50 s on 2 idle CPU cores
 #   make test    install into .venv, then ruff (lint + import order) and the test suite
 #   make test-min the test suite in .venv-min, on the lowest versions pyproject.toml allows (every >= floor as ==)
 PYTHON ?= python3

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from charexp.config import Config, load_config, replicate_group, stored_config
 from charexp.console import make_console
+from charexp.cpu_load import contention_note
 from charexp.data.corpus import Corpus, Vocab, load_corpus
 from charexp.data.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
@@ -183,6 +184,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
         console.print(note, highlight=False)
 
     model = new_model(cfg, len(corpus.vocab), device, init)
+    if device.type == "cpu" and (note := contention_note(torch.get_num_threads())):
+        console.print(note, highlight=False)
     if init:
         console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})"
                       + (f"\n  init_from {init.source}" if init.source else ""), highlight=False)
