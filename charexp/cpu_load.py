@@ -37,22 +37,25 @@ def busy_cores(seconds: float = 0.2, read: Callable[[], str] | None = None) -> f
     return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
 
 
-def busy_note(threads: int, busy: float | None, cores: int, environ: dict[str, str] | None = None) -> str | None:
-    """A line for a CPU run about to start a team of `threads` beside `busy` cores of other work; None when the
-    team fits, when the user chose the thread count (OMP_NUM_THREADS), or when the load is unknown."""
+def free_threads(threads: int, busy: float | None, cores: int, environ: dict[str, str] | None = None) -> int:
+    """How many threads a CPU run should use beside `busy` cores of other work: torch's `threads`, unless other
+    processes leave fewer cores free (then that many, at least 1). The user's OMP_NUM_THREADS always stands, and
+    an unknown load (not Linux) changes nothing."""
     environ = os.environ if environ is None else environ
     if busy is None or threads <= 1 or "OMP_NUM_THREADS" in environ or busy < BUSY:
-        return None
-    free = max(1, int(cores - busy + 0.5))
-    if free >= threads:
-        return None
-    return (f"note: other processes are using {busy:.1f} of this machine's {cores} cores; torch's {threads} threads "
-            f"wait for each other and may train many times slower (benchmarks/contention.py: 20x); "
-            f"OMP_NUM_THREADS={free} python train.py ... avoids that")
+        return threads
+    return max(1, min(threads, int(cores - busy + 0.5)))
 
 
-def contention_note(threads: int) -> str | None:
-    """busy_note for this machine now; it samples the CPU (0.2 s) only when the answer could be a note."""
+def choose_threads(threads: int) -> tuple[int, str | None]:
+    """(threads to train with, a line saying why when that is fewer than torch's `threads`). It samples the CPU
+    (0.2 s) only when the answer could change."""
     if threads <= 1 or "OMP_NUM_THREADS" in os.environ:
-        return None
-    return busy_note(threads, busy_cores(), os.cpu_count() or 1)
+        return threads, None
+    busy, cores = busy_cores(), os.cpu_count() or 1
+    chosen = free_threads(threads, busy, cores)
+    if chosen == threads:
+        return threads, None
+    return chosen, (f"other processes are using {busy:.1f} of this machine's {cores} cores: training on {chosen} "
+                    f"thread{'s' if chosen > 1 else ''} instead of {threads}, as a thread team that waits for a taken "
+                    "core trains many times slower (benchmarks/contention.py: 20x); set OMP_NUM_THREADS to choose")

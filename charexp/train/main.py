@@ -15,7 +15,7 @@ from rich.console import Console
 
 from charexp.config import Config, load_config, replicate_group, stored_config
 from charexp.console import make_console
-from charexp.cpu_load import contention_note
+from charexp.cpu_load import choose_threads
 from charexp.data.corpus import Corpus, Vocab, load_corpus
 from charexp.data.download import resolve_data_path
 from charexp.errors import CharexpError, TrainingDiverged, run_cli
@@ -31,7 +31,7 @@ from charexp.train.init_from import adopt_architecture, adopt_split, adopted_lin
 from charexp.train.lr_schedule import inert_schedule_keys
 from charexp.train.progress import TrainProgress, config_table
 from charexp.train.signals import StopRequest
-from charexp.train.trainer import Outcome, Trainer
+from charexp.train.trainer import Outcome, Position, Trainer
 
 STORED_FIX = "the saved state is damaged, start a new run"
 
@@ -125,6 +125,19 @@ def new_model(cfg: Config, vocab_size: int, device: torch.device, init: Checkpoi
     return model.to(device)
 
 
+def set_cpu_threads(pos: Position, console: Console) -> None:
+    """Fewer threads than cores when other processes hold some (charexp.cpu_load); a resumed run keeps the
+    count it started with, unless OMP_NUM_THREADS says otherwise."""
+    if pos.threads and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(pos.threads)
+    else:
+        threads, note = choose_threads(torch.get_num_threads())
+        torch.set_num_threads(threads)
+        if note:
+            console.print(f"note: {note}", highlight=False)
+    pos.threads = torch.get_num_threads()
+
+
 def prepare(cfg: Config, vocab: Vocab | None) -> tuple[Config, Corpus, Checkpoint | None, torch.device]:
     """Everything that can reject the config, done before any run, file or W&B record exists (only the
     artifact store's directory is made, to prove that checkpoints can be written there). Returns the config
@@ -184,8 +197,6 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
         console.print(note, highlight=False)
 
     model = new_model(cfg, len(corpus.vocab), device, init)
-    if device.type == "cpu" and (note := contention_note(torch.get_num_threads())):
-        console.print(note, highlight=False)
     if init:
         console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})"
                       + (f"\n  init_from {init.source}" if init.source else ""), highlight=False)
@@ -197,6 +208,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     if resume:
         trainer.load_state_dict(ResumeState.from_dict(resume.state, run_dir.state_path))
         console.print(f"resuming run {run_dir.run_id} at epoch {trainer.pos.epoch + 1}, step {trainer.pos.step}")
+    if device.type == "cpu":
+        set_cpu_threads(trainer.pos, console)
 
     def summary(state: str) -> RunSummary:
         pauses, pos = trainer.pauses, trainer.pos

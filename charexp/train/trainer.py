@@ -48,6 +48,7 @@ class Position:
     step: int = 0  # iterations done in total
     seconds: float = 0.0  # wall time spent in the loop, across resumes
     chars: int = 0  # characters trained on
+    threads: int = 0  # CPU threads it trains with (0: not recorded); a resume keeps them, for bit-identical results
 
 
 class Trainer:
