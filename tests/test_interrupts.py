@@ -21,6 +21,14 @@ from conftest import REPO
 TRAIN_ENTRY = "charexp.train.main"  # the module behind python train.py and charexp train
 
 
+def as_from_a_shell() -> None:
+    """In the child before exec: SIGINT unblocked and at its default, as a shell starts a foreground command. A
+    child inherits an ignored or blocked SIGINT from whatever the test process runs (in the full suite, some
+    in-process run leaves it so), and would then never see the Ctrl-C."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ctrl_c(*args, **kwargs):
     raise KeyboardInterrupt
 
@@ -83,7 +91,7 @@ def test_a_real_sigint_during_data_download_is_130(tmp_path):
     os.mkfifo(fifo)
     argv = [sys.executable, "-m", "charexp.cli", "data", "download", "--url", fifo.as_uri(), "--force",
             "--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_shell)
     writer, deadline = None, time.monotonic() + 120
     try:
         while writer is None:  # opening the write end succeeds once the download holds the read end

@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sweep", action="append", required=True, metavar="NAME=DIR")
     parser.add_argument("--extra-minutes", action="append", default=[], metavar="NAME=MIN")
+    parser.add_argument("--figure", metavar="PNG", help="also draw the best test/loss so far against run-epochs")
     args = parser.parse_args()
     extra = {k: float(v) for k, v in (item.split("=", 1) for item in args.extra_minutes)}
     searches = {name: load(Path(d)) for name, d in (item.split("=", 1) for item in args.sweep)}
@@ -54,6 +55,34 @@ def main() -> None:
         total = sum(epochs_trained(r) for r in runs)
         print(f"| {name} | {len(runs)} | {stopped} | {total:g} | {top['metric']:.4f} ({top['params'].get('lr'):.3g}) "
               f"| {reached or 'never | - | -'} |")
+    if args.figure:
+        draw(searches, target, args.figure)
+
+
+def draw(searches: dict[str, tuple[datetime, list[dict]]], target: float, path: str) -> None:
+    """Best test/loss so far against the run-epochs spent, one step line per search."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, (_, runs) in searches.items():
+        spent, best, xs, ys = 0.0, float("inf"), [0.0], []
+        for run in runs:
+            spent += epochs_trained(run)
+            best = min(best, run["metric"])
+            xs.append(spent)
+            ys.append(best)
+        ax.step(xs[1:], ys, where="post", marker="o", markersize=3, label=name)
+    ax.axhline(target, color="0.4", linestyle="--", linewidth=1, label=f"target (best + {TOLERANCE})")
+    ax.set_xlabel("run-epochs spent (epochs of 400 steps, runs in the order they ended)")
+    ax.set_ylabel("best test/loss so far (nats/char)")
+    ax.set_ylim(target - 0.05, 2.0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 if __name__ == "__main__":
