@@ -9,6 +9,7 @@ would otherwise wrap at 80 columns. Tables still render; off a terminal they get
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rich.console import Console
 
@@ -21,3 +22,10 @@ def make_console(stderr: bool = True) -> Console:
     if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = PIPE_WIDTH
     return console
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as a message shows it: relative to the current directory when it is under it (what a user types
+    next, e.g. `wandb sync wandb/offline-run-...`), else as it is."""
+    absolute = Path(path).absolute()
+    return os.path.relpath(absolute) if absolute.is_relative_to(Path.cwd()) else str(path)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.table import Table
 
+from charexp.console import shown_path
 from charexp.numbers import finite
 
 if TYPE_CHECKING:  # a view of the run directory's summary; the ground does not import tracking
@@ -36,7 +37,7 @@ def run_summary_table(summary: RunSummary) -> Table:
         ("trained", f"{summary.step} steps, {summary.chars or 0:,} chars in {fmt(summary.seconds, 1)} s "
                     f"on {summary.device}"),
         ("artifact", f"{summary.artifact}: {'; '.join(summary.versions) or '-'}"),
-        ("W&B", f"{summary.wandb_mode} {summary.wandb_dir or ''}".strip()),
+        ("W&B", f"{summary.wandb_mode} {shown_path(summary.wandb_dir) if summary.wandb_dir else ''}".strip()),
     ]
     if summary.rejected_epochs:
         epochs = ", ".join(map(str, summary.rejected_epochs))

@@ -8,14 +8,13 @@ It trains no artifact, and never touches the store or best-test-loss.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from charexp.atomic import atomic_write_text
-from charexp.console import make_console
+from charexp.console import make_console, shown_path
 from charexp.errors import CharexpError, run_cli
 from charexp.lrfind.finder import RangeTest
 from charexp.lrfind.rule import bracket
@@ -122,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"or check it:    add --write-sweep PATH for a 3-point grid sweep (lr {values})")
     console.print(f"figure: {out / 'lr_find.png'}", highlight=False)
     if result.sync_dir:
-        sync_dir = result.sync_dir
-        if Path(sync_dir).is_relative_to(Path.cwd()):
-            sync_dir = os.path.relpath(sync_dir)
-        console.print(f"W&B offline run (job_type lr-find): upload it with  wandb sync {sync_dir}",
+        console.print(f"W&B offline run (job_type lr-find): upload it with  wandb sync {shown_path(result.sync_dir)}",
                       highlight=False)
     return 0 if suggestion.lr is not None else 1
 

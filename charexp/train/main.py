@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from charexp.config import Config, load_config, replicate_group, stored_config
-from charexp.console import make_console
+from charexp.console import make_console, shown_path
 from charexp.cpu_load import choose_threads
 from charexp.data.corpus import Corpus, Vocab, load_corpus
 from charexp.data.download import resolve_data_path
@@ -246,7 +246,7 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     tracker.finish(exit_code=0)
     console.print(run_summary_table(final))
     if tracker.mode == "offline" and tracker.files_dir:
-        console.print(f"W&B offline run: upload it with  wandb sync {tracker.files_dir}")
+        console.print(f"W&B offline run: upload it with  wandb sync {shown_path(tracker.files_dir)}")
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +15,7 @@ from safetensors.torch import save_file
 
 from charexp.config import Config
 from charexp.errors import CharexpError
+from charexp.model import CharLSTM
 from charexp.store.checkpoint import META, WEIGHTS, load_checkpoint
 
 from properties import one_sentence
@@ -141,13 +141,23 @@ def assert_refused(err: BaseException, ckpt: Path) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_hostile_checkpoint_is_refused_in_one_sentence(tmp_path, case):
+def test_a_hostile_checkpoint_is_refused_in_one_sentence(tmp_path, case, monkeypatch):
     ckpt = hostile(tmp_path, case)
-    start = time.perf_counter()
+    honest = sum(p.numel() for p in make_checkpoint(tmp_path / "honest").parameters())
+    built: list[tuple[str, int]] = []  # (device, parameters) of every CharLSTM the load builds
+    real = CharLSTM.from_config.__func__
+
+    def spy(cls, cfg, vocab_size):
+        model = real(cls, cfg, vocab_size)
+        built.append((next(model.parameters()).device.type, sum(p.numel() for p in model.parameters())))
+        return model
+
+    monkeypatch.setattr(CharLSTM, "from_config", classmethod(spy))
     with pytest.raises(CharexpError) as err:
         load_checkpoint(ckpt)
-    assert time.perf_counter() - start < 10  # nothing of the size a lying config or header claims was allocated
     assert_refused(err.value, ckpt)
+    # a lying config is checked on the meta device (no memory); a real model is only ever the honest size
+    assert all(params <= honest for device, params in built if device != "meta"), built
 
 
 @pytest.mark.parametrize("case", ["NaN weight", "empty vocabulary", "offsets past the end of the data"])

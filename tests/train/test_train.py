@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -173,7 +174,8 @@ def test_piped_output_keeps_commands_and_paths_on_one_line(tmp_path, tiny_csv):
     assert out.returncode == 0, out.stderr
     summary = json.loads(next((deep / "runs").glob("*/summary.json")).read_text())
     assert len(summary["wandb_dir"]) > 80
-    assert f"W&B offline run: upload it with  wandb sync {summary['wandb_dir']}\n" in out.stderr
+    shown = os.path.relpath(summary["wandb_dir"], deep)  # under the current directory: shown relative to it
+    assert f"W&B offline run: upload it with  wandb sync {shown}\n" in out.stderr
     corpus_line = next(line for line in out.stderr.splitlines() if "utterances in" in line)
     assert len(corpus_line) > 80 and "vocabulary" in corpus_line, corpus_line  # one sentence, one line
     assert "│" in out.stderr  # the run's summary table still renders

@@ -4,6 +4,7 @@ not change training, and the console says what a user needs (eval lines, a summa
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -103,7 +104,8 @@ def test_the_console_of_a_short_offline_run(tmp_path, tiny_config):
     hint = [line for line in text.splitlines() if line.startswith("W&B offline run: upload it with  wandb sync ")]
     assert len(hint) == 1, text[-3000:]
     sync_dir = hint[0].split("wandb sync ", 1)[1].strip()
-    assert sync_dir == summary["wandb_dir"]
+    assert not Path(sync_dir).is_absolute()  # relative to where the user ran it: what they type next
+    assert (tmp_path / sync_dir).resolve() == Path(summary["wandb_dir"]).resolve()
     (wandb_file,) = find_run_files(tmp_path / "wandb", run.run_id)
     # the command names this run's files
-    assert str(wandb_file.parent) == sync_dir and read_run(wandb_file).exit_code == 0
+    assert wandb_file.parent.resolve() == (tmp_path / sync_dir).resolve() and read_run(wandb_file).exit_code == 0
