@@ -35,7 +35,6 @@ class Checkpoint:
     meta: dict[str, Any]
     path: Path
     source: str | None = None  # how a reference found it (charexp.store.references.Resolved.note)
-    adopted: tuple[str, ...] = ()  # config keys a run starting from it took from it (charexp.train.init_from)
 
 
 def write_checkpoint(dest: Path, model: CharLSTM, config: Config, vocab: Vocab, meta: dict[str, Any]) -> Path:

@@ -59,9 +59,7 @@ def adopt_architecture(cfg: Config, init: Checkpoint | None) -> Config:
         raise CharexpError(f"init_from {cfg.init_from!r} has {has} but this config sets {sets}; remove "
                            f"{'that key' if len(conflicts) == 1 else 'those keys'} to take the checkpoint's "
                            f"(or set {', '.join(f'{k}: {theirs[k]}' for k in conflicts)})")
-    adopted = {key: value for key, value in theirs.items() if key not in explicit}
-    init.adopted = tuple(adopted)
-    changed = {k: v for k, v in adopted.items() if getattr(cfg, k) != v}
+    changed = {k: v for k, v in theirs.items() if k not in explicit and getattr(cfg, k) != v}
     if not changed:
         return cfg
     new = cfg.updated(changed, source="init_from's checkpoint")
@@ -70,11 +68,12 @@ def adopt_architecture(cfg: Config, init: Checkpoint | None) -> Config:
     return new
 
 
-def adopted_line(init: Checkpoint) -> str | None:
-    """What the run took from the checkpoint, for the console."""
-    if not init.adopted:
+def adopted_line(cfg: Config, init: Checkpoint) -> str | None:
+    """What the run took from the checkpoint, for the console: the architecture keys it did not set itself."""
+    adopted = [key for key in ARCHITECTURE if key not in cfg.model_fields_set]
+    if not adopted:
         return None
-    values = ", ".join(f"{k}={getattr(init.config, k)}" for k in init.adopted)
+    values = ", ".join(f"{k}={getattr(init.config, k)}" for k in adopted)
     return f"architecture from init_from's checkpoint: {values}"
 
 

@@ -200,7 +200,7 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     if init:
         console.print(f"initialised from {init.path} (run {init.meta.get('run_id')}, epoch {init.meta.get('epoch')})"
                       + (f"\n  init_from {init.source}" if init.source else ""), highlight=False)
-        for note in (adopted_line(init), split_note(corpus, init)):
+        for note in (adopted_line(cfg, init), split_note(corpus, init)):
             if note:
                 console.print(note, highlight=False)
     stop = StopRequest()
