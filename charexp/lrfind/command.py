@@ -26,13 +26,14 @@ the ramp and the rule:
   The rate grows exponentially from --start-lr to --end-lr over --steps batches of the training split
   (Adam, the config's batch size, grad_clip and model), and stops early at a non-finite loss or when the
   loss exceeds --diverge times its lowest. The curve is smoothed without lag (running median of 5, then a
-  Gaussian), the first {DEFAULTS.skip_start} steps are skipped, and the suggestion is the middle of the longest
-  descent of the smoothed loss (fastai's 'valley'), on the log-lr axis. The steepest slope (against log lr)
+  Gaussian), the first {DEFAULTS.skip_start} steps and the flat head (until the loss first falls 2%) are
+  skipped, and the suggestion is the middle of the longest descent of the smoothed loss (fastai's 'valley'),
+  on the log-lr axis. The steepest slope (against log lr)
   and the lowest loss / 10 are shown beside it.
 
 examples:
   charexp lr-find --config configs/startrek.yaml
-  charexp lr-find --config configs/homework.yaml --steps 600
+  charexp lr-find --config configs/homework.yaml --steps 1000   # batch 1: more, noisier steps
   charexp lr-find --config configs/startrek.yaml --hidden=512 --write-sweep sweeps/lr_around.yaml
 
 Outputs go to --out/RUN_ID/ (lr_find.png, lr_find.json, history.jsonl); W&B runs offline without an API key."""
