@@ -10,7 +10,10 @@ Each scenario trains `configs/quick.yaml` for --steps steps on the real corpus i
 summary.json. "busy" starts --hogs CPU-bound `yes > /dev/null` processes first. Scenarios alternate in rounds,
 and the table gives medians over --repeats rounds with the ratio to "alone, default" from the same run.
 
-    python benchmarks/contention.py [--steps 300] [--repeats 3] [--hogs 1]
+    python benchmarks/contention.py [--steps 300] [--repeats 3] [--hogs 1] [--only "alone, default" ...]
+
+"default" is what a user gets: charexp's rule (charexp/cpu_load.py) trains on the cores other processes leave
+free. OMP_NUM_THREADS always wins over the rule, so "OMP_NUM_THREADS=2" is torch's own 2-thread team.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {  # name: (busy?, environment changes)
     "alone, default": (False, {}),
+    "alone, OMP_NUM_THREADS=1": (False, {"OMP_NUM_THREADS": "1"}),
     "alone, OMP_WAIT_POLICY=PASSIVE": (False, {"OMP_WAIT_POLICY": "PASSIVE"}),
     "busy, default": (True, {}),
     "busy, OMP_NUM_THREADS=1": (True, {"OMP_NUM_THREADS": "1"}),
+    "busy, OMP_NUM_THREADS=2": (True, {"OMP_NUM_THREADS": "2"}),  # a 2-thread team whatever the load: the rule off
     "busy, OMP_WAIT_POLICY=PASSIVE": (True, {"OMP_WAIT_POLICY": "PASSIVE"}),
 }
 CLEARED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
@@ -56,10 +61,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="training steps per run (default: 300)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of all scenarios (default: 3)")
     parser.add_argument("--hogs", type=int, default=1, help="busy processes in the busy scenarios (default: 1)")
+    parser.add_argument("--only", action="append", choices=list(SCENARIOS), metavar="SCENARIO",
+                        help="run only these scenarios (repeat the flag); 'alone, default', the reference, always runs")
     args = parser.parse_args()
-    speeds: dict[str, list[float]] = {name: [] for name in SCENARIOS}
+    chosen = {"alone, default", *(args.only or SCENARIOS)}
+    speeds: dict[str, list[float]] = {name: [] for name in SCENARIOS if name in chosen}
     for round_ in range(args.repeats):
-        for name, (busy, changes) in SCENARIOS.items():
+        for name in speeds:
+            busy, changes = SCENARIOS[name]
             hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.hogs if busy else 0)]
             try:
                 speeds[name].append(train_speed(args.steps, changes))

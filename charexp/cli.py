@@ -1,4 +1,4 @@
-"""The `charexp` console script: train, sample, lr-find, data, sweep, report.
+"""The `charexp` console script: train, sample, lr-find, data, sweep, sweeps, report, runs, store.
 
 Each command lives in its package's command module; heavy imports happen inside the commands.
 `charexp train` and `charexp sample` are `python train.py` and `python sample.py`, flag for flag.
@@ -12,6 +12,7 @@ from charexp.data.command import app as data_app
 from charexp.errors import run_cli, run_typer_app
 from charexp.report.command import app as report_app
 from charexp.sample.command import sample
+from charexp.store.command import app as store_app
 from charexp.sweep.command import app as sweep_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -69,6 +70,7 @@ app.command("sample", help="Generate lines from a trained CharLSTM: python sampl
 app.add_typer(data_app)
 app.add_typer(sweep_app)
 app.add_typer(report_app)
+app.add_typer(store_app)
 
 
 def main() -> None:

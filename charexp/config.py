@@ -98,6 +98,9 @@ class Config(BaseModel):
         "artifact collection that every checkpoint becomes a version of"))
     runs_dir: str = Field("runs", description="where each run's local directory runs/<run_id>/ goes")
     artifacts_dir: str = Field("artifacts", description="local artifact store (versions, aliases, W&B downloads)")
+    keep_state: bool = Field(False, description=(
+        "keep runs/<run_id>/state.pt after the run finishes (a finished run is never resumed, so it is deleted; a "
+        "stopped or killed run always keeps it)"))
 
     @field_validator("device")
     @classmethod
@@ -189,7 +192,7 @@ def build_config(values: dict[str, Any], source: str = "config", fix: str = USER
 # that differ only in them, and in `seed`, are replicates of one experiment.
 NOT_THE_EXPERIMENT = ("seed", "device", "log_every", "eval_every", "sample_every", "checkpoint_every", "sample_chars",
                       "sample_temperature", "sample_top_k", "sample_max_len", "wandb_project", "wandb_entity",
-                      "wandb_mode", "artifact_name", "runs_dir", "artifacts_dir")
+                      "wandb_mode", "artifact_name", "runs_dir", "artifacts_dir", "keep_state")
 
 
 def replicate_group(values: dict[str, Any]) -> str:

@@ -240,8 +240,8 @@ CASES = [
     Case("phase2-without-init-from", "train.py",
          lambda t: ["--config", str(REPO / "configs" / "phase2.yaml"), f"--data={t / 'tiny.csv'}"],
          r"this config needs the model to start from, and init_from is not given; pass "
-         r"--init_from=RUN_ID:epoch-1 \(that run's epoch-1 model\) or --init_from=vN "
-         r"\(runs with an epoch-1 model here, newest last: [a-z0-9]{8}\)$"),
+         r"--init_from=RUN_ID:epoch-1 \(that run's epoch-1 model\) or --init_from=vN \(in a sweep YAML: "
+         r"init_from's value\) \(runs with an epoch-1 model here, newest last: [a-z0-9]{8}\)$"),
     Case("checkpoint-pickle-as-safetensors", "sample.py",
          lambda t: ["--checkpoint", checkpoint(t, lambda c: (c / "model.safetensors").write_bytes(raw_pickle(t))), "K"],
          r"model\.safetensors is not a readable safetensors file"),

@@ -61,7 +61,7 @@ def test_a_run_started_beside_a_busy_process_trains_on_the_free_core_and_records
 
 
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    config = str(tiny_config(epochs=2, steps_per_epoch=3, checkpoint_every=2, sample_every=0))
+    config = str(tiny_config(epochs=2, steps_per_epoch=3, checkpoint_every=2, sample_every=0, keep_state=True))
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         done = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "train.py"), "--config", config],

@@ -93,3 +93,14 @@ def test_phase2_names_its_source_and_adopts_its_architecture(tiny_config, tiny_c
     (phase2_run,) = [p.name for p in runs.iterdir() if p.name not in {phase1, store.resolve("v1").meta["run_id"]}]
     newest = store.resolve(f"run-{phase2_run}")
     assert json.loads((newest.path / "checkpoint.json").read_text())["config"]["hidden"] == 32
+
+
+def test_the_phase2_sweep_names_no_model_until_the_user_does(tiny_csv, monkeypatch):
+    """sweeps/phase2.yaml ships with init_from `required`: each run stops with the fix, never takes the store-wide
+    epoch-1 (which the sweep's own runs would move)."""
+    monkeypatch.chdir(REPO)
+    _, config = read_sweep_yaml(REPO / "sweeps" / "phase2.yaml")
+    assert config["parameters"]["init_from"] == {"value": "required"}
+    base = load_config(sweep_config_file(config), {"data": str(tiny_csv), "device": "cpu", "init_from": "required"})
+    with pytest.raises(CharexpError, match=r"--init_from=vN \(in a sweep YAML: init_from's value\)"):
+        prepare(base, None)

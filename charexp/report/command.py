@@ -1,4 +1,5 @@
-"""`charexp report` (figures, samples and summaries of a run or a sweep) and `charexp runs` (local runs)."""
+"""`charexp report` (figures, samples and summaries of a run or a sweep), and the local lists behind it:
+`charexp runs` and `charexp sweeps`."""
 
 from __future__ import annotations
 
@@ -109,9 +110,8 @@ def runs(
     found = list_runs(runs_dir)
     console = make_console(stderr=False)
     if not found:
-        where = "does not exist" if not runs_dir.is_dir() else "holds no runs"
-        console.print(f"No runs yet: {runs_dir}/ {where}. Train one with python train.py --config configs/quick.yaml "
-                      "(or pass --runs-dir).", highlight=False)
+        nothing_yet(console, runs_dir, "runs", "Train one with python train.py --config configs/quick.yaml",
+                    "--runs-dir")
         return
     rows = []
     for run in found:
@@ -122,3 +122,31 @@ def runs(
                      "updated": data.updated_at})
     console.print(local_runs_table(rows, title=f"runs in {runs_dir}/ (oldest first)"))
     console.print("Report on one with charexp report " + str(found[-1].path), highlight=False)
+
+
+@app.command("sweeps")
+def sweeps(
+    parent: Path = typer.Option(Path("sweep-runs"), "--dir",
+                                help="where charexp sweep wrote its sweep directories (its --dir)"),
+) -> None:
+    """List local sweeps: id, name (the YAML's name:), method, runs finished/total, best metric and its run."""
+    from charexp.console import make_console
+    from charexp.sweep.listing import read_sweeps, sweeps_table
+
+    if parent.exists() and not parent.is_dir():
+        raise CharexpError(f"{parent} is a file, not a directory; pass --dir with the folder charexp sweep wrote "
+                           "its sweeps into (default sweep-runs)")
+    entries = read_sweeps(parent)
+    console = make_console(stderr=False)
+    if not entries:
+        nothing_yet(console, parent, "sweeps", "Run one with charexp sweep sweeps/lr.yaml", "--dir")
+        return
+    console.print(sweeps_table(entries, title=f"sweeps in {parent}/ (oldest first)"))
+    newest = next((e for e in reversed(entries) if e.state), entries[-1])
+    console.print(f"Report on one with charexp report {newest.path}", highlight=False)
+
+
+def nothing_yet(console: Console, folder: Path, what: str, start_one: str, flag: str) -> None:
+    """An empty list: where was looked, and how to make the first one (or look elsewhere)."""
+    where = "does not exist" if not folder.is_dir() else f"holds no {what}"
+    console.print(f"No {what} yet: {folder}/ {where}. {start_one} (or pass {flag}).", highlight=False)

@@ -117,9 +117,8 @@ def bpc_axis(ax: Any) -> None:
     axis.set_ylabel("bits per char")
 
 
-def finish_figure(fig: Any, ax: Any, path: Path, drawn: bool, what: str, rows: Sequence[dict[str, Any]],
-                  bpc: bool) -> Path:
-    """Legend, a bits-per-char axis (for losses) and epoch marks when something was drawn, else a note; then save."""
+def finish(ax: Any, drawn: bool, what: str, rows: Sequence[dict[str, Any]], bpc: bool) -> None:
+    """Legend, a bits-per-char axis (for losses) and epoch marks when something was drawn, else a note."""
     if drawn:
         mark_rejections(ax, rows)
         ax.legend(loc="best")
@@ -128,7 +127,6 @@ def finish_figure(fig: Any, ax: Any, path: Path, drawn: bool, what: str, rows: S
         mark_epochs(ax, rows)
     else:
         nothing_yet(ax, what)
-    return save(fig, path)
 
 
 def smooth(ys: list[float], weight: float = 0.9) -> list[float]:
@@ -153,3 +151,31 @@ def spans_decades(values: Sequence[float], decades: float = 2.0) -> bool:
     log axis and the importance table correlates their log10 (on a linear scale the largest values would decide)."""
     positive = [float(v) for v in values if v > 0]
     return bool(positive) and len(positive) == len(values) and max(positive) / min(positive) >= 10**decades
+
+
+MIN_LOG_TICKS = 3
+# Multiples of each power of ten to tick at, fewest first: matplotlib's default labels only the powers of ten,
+# which leaves a sweep over less than a decade (0.003 to 0.012) with one label or none.
+LOG_SUBS = ((1.0,), (1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0),
+            tuple(float(d) for d in range(1, 10)))
+
+
+def readable_log_ticks(axis: Any, values: Sequence[float]) -> None:
+    """At least MIN_LOG_TICKS labelled ticks within the values' range on a log `axis` (ax.xaxis), at the
+    sparsest multiples of powers of ten that give them, labelled as the values are written in a sweep YAML
+    (0.003, 1e-05). A range too narrow even for that is labelled at the values themselves."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    low, high = min(values), max(values)
+    for subs in LOG_SUBS:
+        locator = LogLocator(base=10, subs=subs, numticks=40)
+        if sum(low <= t <= high for t in locator.tick_values(low, high)) >= MIN_LOG_TICKS:
+            axis.set_major_locator(locator)
+            break
+    else:  # the values tried, or both ends and their geometric middle
+        ticks = sorted(set(values))
+        axis.set_major_locator(FixedLocator(ticks if len(ticks) >= MIN_LOG_TICKS else
+                                            [low, math.sqrt(low * high), high]))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    axis.set_minor_formatter(NullFormatter())  # minor ticks stay as grid marks; their labels would overlap
+

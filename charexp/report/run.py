@@ -1,8 +1,9 @@
 """`charexp report RUN_DIR`: figures, samples and a summary of one run, from its local files only.
 
 Reads runs/<run_id>/ (config.yaml, history.jsonl, samples.txt, summary.json) and the local
-artifact store, and writes report/ inside it (or wherever asked): train_loss.png, test_loss.png,
-accuracy.png, samples.md, summary.md. A run that was killed mid-way reports whatever it logged.
+artifact store, and writes report/ inside it (or wherever asked): loss.png (train and test loss on one
+figure), lr.png, train_loss.png, test_loss.png, accuracy.png (run_plots.py), samples.md, summary.md.
+A run that was killed mid-way reports whatever it logged.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from typing import Any
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError
 from charexp.numbers import finite
-from charexp.report.plots import LN2, finish_figure, new_figure, rejections, scale_to_training, series, smooth
+from charexp.report.plots import LN2, rejections
+from charexp.report.run_plots import FIGURES as FIGURE_BUILDERS
+from charexp.report.run_plots import write_figures
 from charexp.store.artifacts import ArtifactStore
 from charexp.summary_view import fmt, param_text
 from charexp.tracking.rundir import RunDir, RunSummary
 
-FIGURES = ("train_loss.png", "test_loss.png", "accuracy.png")
+FIGURES = tuple(FIGURE_BUILDERS)  # loss.png (train and test together), lr.png, train_loss.png, test_loss.png, ...
 STOPPED_EARLY = ("crashed", "preempted", "diverged")
-SMOOTH_FROM = 200  # train/loss points; beyond, the raw curve is faint and a moving average (over ~1/40 of it) is drawn
 
 
 @dataclass
@@ -121,44 +123,6 @@ def artifact_versions(data: RunData) -> list[dict[str, Any]]:
             for entry in data.summary.versions]
 
 
-# --- figures ----------------------------------------------------------------------------------
-def plot_train_loss(data: RunData, path: Path) -> Path:
-    fig, ax = new_figure(f"train loss — run {data.run_id}", "step", "train/loss (nats per char)")
-    xs, ys = series(data.history, "train/loss")
-    if xs:
-        noisy = len(xs) >= SMOOTH_FROM  # fewer points are plotted as they are: smoothing would lag behind them
-        ax.plot(xs, ys, color="tab:blue", alpha=0.35 if noisy else 1.0, linewidth=1, label="train/loss")
-        if noisy:
-            ax.plot(xs, smooth(ys, weight=1 - 40 / len(xs)), color="tab:blue", linewidth=1.8, label="smoothed")
-    return finish_figure(fig, ax, path, bool(xs), "train/loss", data.history, bpc=True)
-
-
-def plot_test_loss(data: RunData, path: Path) -> Path:
-    fig, ax = new_figure(f"test loss — run {data.run_id}", "step", "test/loss (nats per char)")
-    xs, ys = series(data.history, "test/loss")
-    if xs:
-        ax.plot(xs, ys, color="tab:orange", marker="o", markersize=4, label="test/loss")
-        best = data.best
-        if best and isinstance(best.get("step"), (int, float)):
-            ax.plot([best["step"]], [best["test/loss"]], marker="*", markersize=14, color="tab:red", linestyle="none",
-                    label=f"best {best['test/loss']:.4f} ({best['test/loss'] / LN2:.3f} bpc)")
-        scale_to_training(ax, [(xs, ys)])
-    return finish_figure(fig, ax, path, bool(xs), "test/loss", data.history, bpc=True)
-
-
-def plot_accuracy(data: RunData, path: Path) -> Path:
-    fig, ax = new_figure(f"next-character accuracy on the test split — run {data.run_id}", "step", "accuracy")
-    drawn = False
-    curves = (("test/acc_argmax", "argmax", "tab:green"), ("test/acc_sampled", "sampled", "tab:purple"))
-    for key, label, color in curves:
-        xs, ys = series(data.history, key)
-        if xs:
-            ax.plot(xs, ys, marker="o", markersize=4, color=color, label=f"{label} ({key})")
-            drawn = True
-    return finish_figure(fig, ax, path, drawn, "test accuracy", data.history, bpc=False)
-
-
-
 # --- markdown ---------------------------------------------------------------------------------
 def samples_markdown(data: RunData) -> str:
     """Every sampled line, grouped by epoch (a sample at epoch 1.4 was taken during epoch 2), then by step."""
@@ -238,9 +202,7 @@ def write_run_report(run_path: str | Path, out_dir: str | Path | None = None) ->
 
 def write_report(data: RunData, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    plot_train_loss(data, out / "train_loss.png")
-    plot_test_loss(data, out / "test_loss.png")
-    plot_accuracy(data, out / "accuracy.png")
+    write_figures(data, out)
     atomic_write_text(out / "samples.md", samples_markdown(data))
     atomic_write_text(out / "summary.md", summary_markdown(data))
     return out

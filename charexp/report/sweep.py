@@ -21,12 +21,12 @@ from charexp.report.edges import edge_notes, edges_markdown
 from charexp.report.groups import build_groups, groups_markdown, plot_groups
 from charexp.report.importance import Importance, importance_markdown, param_importance
 from charexp.report.parallel import plot_parallel
-from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, scale_to_training, series, use_log_x
+from charexp.report.param_plot import plot_param
+from charexp.report.plots import LN2, bpc_axis, new_figure, nothing_yet, save, scale_to_training, series
 from charexp.report.run import RunData, is_run_dir, load_run, write_report
 from charexp.summary_view import fmt, metric_sort_key, param_text, swept_keys
 from charexp.sweep.state import RunRecord, SweepState, load_state
 
-DONE_STATES = ("finished",)
 LEGEND_RUNS = 8  # runs named on a comparison figure; more would hide the curves
 
 
@@ -129,37 +129,6 @@ def plot_test_loss_all(runs: list[SweepRun], params: list[str], path: Path) -> P
     return save(fig, path)
 
 
-def plot_param(name: str, runs: list[SweepRun], path: Path) -> Path:
-    """Final test loss of each run against one swept parameter: numeric (log x for lr or > 1 decade) or categorical."""
-    fig, ax = new_figure(f"final test loss against {name}", name, "final test/loss (nats per char)")
-    runs = [run for run in runs if name in run.params and run.final_test_loss is not None]
-    if not runs:
-        nothing_yet(ax, "final test/loss")
-        return save(fig, path)
-    values = [run.params[name] for run in runs]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        xs = [float(v) for v in values]
-        if use_log_x(name, xs):
-            ax.set_xscale("log")
-    else:
-        labels = sorted({str(v) for v in values})
-        xs = [float(labels.index(str(v))) for v in values]
-        ax.set_xticks(range(len(labels)), labels)
-        ax.set_xlim(-0.5, len(labels) - 0.5)
-    kinds = ((True, "o", "finished", "tab:blue"), (False, "x", "stopped early / failed", "tab:red"))
-    for done, marker, label, colour in kinds:
-        chosen = [(x, run.final_test_loss) for x, run in zip(xs, runs) if (run.state in DONE_STATES) == done]
-        if chosen:
-            ax.scatter(*zip(*chosen), marker=marker, s=40, label=label, color=colour)
-    if len(runs) <= LEGEND_RUNS:  # name the points while the names stay legible
-        for x, run in zip(xs, runs):
-            ax.annotate(run.run_id, (x, run.final_test_loss), xytext=(4, 4), textcoords="offset points", fontsize=7,
-                        color="0.35")
-    ax.legend(loc="best", fontsize=8)
-    bpc_axis(ax)
-    return save(fig, path)
-
-
 # --- markdown ---------------------------------------------------------------------------------
 def runs_markdown(state: SweepState, runs: list[SweepRun], params: list[str], figures: list[str], sweep_dir: Path,
                   sections: str = "") -> str:
@@ -221,7 +190,7 @@ def write_sweep_report(path: str | Path, progress: Callable[[int, int], None] | 
     params = swept_keys(state)
     figures = [plot_test_loss_all(runs, params, out / "test_loss_all.png").name]
     for name in params:
-        figures.append(plot_param(name, runs, out / f"final_test_loss_vs_{_slug(name)}.png").name)
+        figures.append(plot_param(name, params, runs, out / f"final_test_loss_vs_{_slug(name)}.png").name)
     metric = state.metric or {}
     name, goal = metric.get("name", "test/loss"), metric.get("goal", "minimize")
     if params:

@@ -43,9 +43,10 @@ def sample(
     artifact: str = typer.Option(
         "best-test-loss", "--artifact", "-a",
         help="artifact reference: best-test-loss, latest, epoch-N or vN (store-wide: latest and epoch-N move with "
-             "every run); RUN_ID or run-RUN_ID (that run's newest version), RUN_ID:ALIAS (ALIAS among that run's own "
-             "versions: epoch-N, best-test-loss, vN), NAME:ALIAS (another collection), ENTITY/PROJECT/NAME:ALIAS "
-             "(W&B), a run directory runs/RUN_ID, or a checkpoint directory"),
+             "every run); RUN_ID or run-RUN_ID (that run's newest version), run-RUN_ID-best (its best), "
+             "RUN_ID:ALIAS (ALIAS among that run's own versions: epoch-N, best-test-loss, vN), NAME:ALIAS "
+             "(another collection), ENTITY/PROJECT/NAME:ALIAS (W&B), a run directory runs/RUN_ID, or a "
+             "checkpoint directory"),
     checkpoint: Optional[str] = typer.Option(
         None, "--checkpoint", "-c",
         help="checkpoint directory (model.safetensors + checkpoint.json); overrides --artifact"),

@@ -33,6 +33,14 @@ def run_alias(run_id: object) -> str | None:
     return alias if isinstance(run_id, str) and run_id and NAME.match(alias) and ".." not in alias else None
 
 
+def run_best_alias(run_id: object) -> str | None:
+    """The alias of a run's own best version (its lowest finite test loss, the earliest on a tie):
+    run-<run_id>-best. Only the run itself publishes to it, so it is decided at publish time, and W&B moves it
+    as it moves any alias when a newer version is logged with it (offline sync included)."""
+    scoped = run_alias(run_id)
+    return f"{scoped}-best" if scoped else None
+
+
 def check_name(name: str, what: str = "artifact name") -> str:
     if not NAME.match(name) or ".." in name:
         raise CharexpError(f"{what} {name!r} is not allowed; "
@@ -87,6 +95,10 @@ class ArtifactStore:
                                f"restore it from backup or move {self.dir} aside")
         return index
 
+    def write_index(self, index: dict[str, Any]) -> None:
+        """Replace index.json atomically; the caller holds the lock."""
+        atomic_write_text(self.index_path, json.dumps(index, indent=2) + "\n")
+
     def _clean_orphans(self, index: dict[str, Any]) -> None:
         """Under the lock: remove version directories that no index entry names, and temporary checkpoint
         directories and index files (all left by a kill: every writer holds the lock until it renames)."""
@@ -132,11 +144,15 @@ class ArtifactStore:
             index["versions"].append({"version": version, **meta, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
             scoped = run_alias(meta.get("run_id"))  # moves with the run, as latest moves with the collection
             final_aliases = list(dict.fromkeys(["latest", *([scoped] if scoped else []), *aliases]))
+            run_best = run_best_alias(meta.get("run_id"))
+            mine = [v for v in index["versions"] if v.get("run_id") == meta.get("run_id")]
+            if run_best and (best_of(mine, fingerprint_id(meta)) or {}).get("version") == version:
+                final_aliases.append(run_best)
             for alias in final_aliases:
                 index["aliases"][alias] = version
             final_aliases += self._move_best(index, fingerprint_id(meta), version)
             try:
-                atomic_write_text(self.index_path, json.dumps(index, indent=2) + "\n")
+                self.write_index(index)
             except OSError:
                 shutil.rmtree(self.dir / version, ignore_errors=True)  # never indexed, so not a version
                 raise

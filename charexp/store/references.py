@@ -4,7 +4,8 @@ The grammar (sample.py --help and init_from say the same):
 
     DIR                          a checkpoint directory, or a run directory runs/<run_id> (that run's newest version)
     [NAME:]ALIAS                 ALIAS in collection NAME (default charlstm): latest, best-test-loss, epoch-N, vN,
-                                 or run-<run_id> (that run's newest version)
+                                 run-<run_id> (that run's newest version), run-<run_id>-best (its lowest
+                                 test loss): W&B aliases, so ENTITY/PROJECT/NAME:run-<run_id>-best works online
     RUN[:ALIAS]                  RUN is run-<run_id> or a bare <run_id>; ALIAS is scoped to that run's own versions:
                                  latest (default), best-test-loss, epoch-N or vN
     ENTITY/PROJECT/NAME:ALIAS    a W&B artifact

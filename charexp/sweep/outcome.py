@@ -56,7 +56,9 @@ def settle(rec: RunRecord, code: int | None, *, interrupted: bool, finished_loca
         note = "ended without an exit record (killed with the runner); relaunching it with the same id"
     elif is_signal_exit(code) and interrupted:
         rec.state, rec.requeue, final = "preempted", True, False
-        note = f"saved and stopped ({exit_description(code)}); it continues on --resume"
+        # 128 + signum: it handled the signal and saved; killed by it (< 0): it had not saved since its last state
+        saved = "saved and stopped" if code > 0 else "stopped before it could save"
+        note = f"{saved} ({exit_description(code)}); it continues on --resume"
     elif is_signal_exit(code) and rec.requeues < MAX_REQUEUES:
         rec.state, rec.requeue, final = "preempted", True, False
         rec.requeues += 1

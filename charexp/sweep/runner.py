@@ -18,16 +18,8 @@ from typing import Any
 from rich.console import Console
 
 from charexp.sweep.engine import propose, runs_to_stop
-from charexp.sweep.launch import (
-    build_launch,
-    find_run_process,
-    is_alive,
-    log_tail,
-    process_start_time,
-    resource_env,
-    visible_gpus,
-    wandb_files_dir,
-)
+from charexp.sweep.launch import build_launch, log_tail, visible_gpus, wandb_files_dir
+from charexp.sweep.launcher import Ended, Launcher
 from charexp.sweep.outcome import settle
 from charexp.sweep.spec import SweepSpec
 from charexp.sweep.state import TERMINAL, RunRecord, SweepState, now_iso, save_state
@@ -49,19 +41,29 @@ class Interrupt(IntEnum):
     KILL_RUNS = 3  # SIGKILL them: they restart from their last saved state on --resume
 
 
+def launcher_for(state: SweepState, sweep_dir: Path) -> Launcher:
+    """Local processes, or SLURM jobs (charexp.sweep.slurm_jobs), as the sweep was started."""
+    if state.launcher == "slurm":
+        from charexp.sweep.slurm import SlurmOptions
+        from charexp.sweep.slurm_jobs import SlurmJobs
+
+        return SlurmJobs(SlurmOptions.from_dict(state.slurm), sweep_dir, state.sweep_id)
+    return Workers(visible_gpus(), state.sweep_id)
+
+
 class SweepRunner:
     def __init__(self, spec: SweepSpec, state: SweepState, sweep_dir: Path, console: Console, offline: bool):
         self.spec, self.state, self.dir, self.console, self.offline = spec, state, sweep_dir, console, offline
         self.cwd = Path(state.cwd)
         self.root = Path(state.wandb_dir)
-        self.gpus = visible_gpus()
-        self.workers = Workers()
+        self.workers = launcher_for(state, sweep_dir)
         self.files = SweepRunFiles(wandb_files_dir(self.root), spec.metric_name, spec.goal, say=self.say)
         self.exhausted = False
         self.target_hit: str | None = None
         self.failing = False
         self.failed_in_row = self.failed = self.finished = 0
         self.level = Interrupt.NONE
+        self.first_signal: int | None = None  # the runner exits 128 + this, as the runs do
         self._handled_level = Interrupt.NONE
         self._saved_at = 0.0
         self._dirty = False
@@ -116,7 +118,7 @@ class SweepRunner:
         launch = build_launch(command=self.spec.command, program=self.spec.program, params=rec.params,
                               sweep_id=self.state.sweep_id, run_id=rec.run_id, project=self.state.project,
                               entity=self.spec.entity, offline=self.offline, root=self.root,
-                              extra_env=resource_env(slot, self.state.workers, self.gpus))
+                              extra_env=self.workers.resource_env(slot, self.state.workers))
         again = rec.launches > 0
         header = f"run {rec.run_id} of sweep {self.state.sweep_id}, launch {rec.launches + 1}"
         try:
@@ -124,44 +126,51 @@ class SweepRunner:
         except OSError as err:
             rec.state, rec.ended, rec.requeue = "failed", now_iso(), False
             self.save()
-            self.say(f"[red]run {rec.run_id} could not start[/red]: {err}")
+            self.say(f"[red]run {rec.run_id} could not start[/red]: {str(err) or type(err).__name__}")
             self.note_failure(rec)
             return
         rec.state, rec.launches, rec.requeue, rec.exit_code, rec.ended = "running", rec.launches + 1, False, None, None
         rec.started = rec.started or now_iso()
         self.save()
         params = " ".join(f"{k}={v}" for k, v in rec.params.items())
+        job = f" as SLURM job {rec.job_id}" if self.state.launcher == "slurm" else ""
         if again:
             verb = "relaunched (resumes from its saved state if it has one)"
         else:
             verb = f"started ({len(self.state.runs)}{self.total_hint()})"
-        self.say(f"run [bold]{rec.run_id}[/bold] {verb}: {params}  [dim]log {self.dir / rec.log}[/dim]")
+        self.say(f"run [bold]{rec.run_id}[/bold] {verb}{job}: {params}  [dim]log {self.dir / rec.log}[/dim]")
 
     def total_hint(self) -> str:
         caps = [c for c in (self.state.count, self.spec.run_cap) if c is not None]
         return f"/{min(caps)}" if caps else ""
 
-    def adopt(self, rec: RunRecord) -> None:
-        self.workers.adopt(rec)
-        self.say(f"run [bold]{rec.run_id}[/bold] is still running (pid {rec.pid}); following it")
-
     def reap(self) -> bool:
-        """Settle every run whose process has ended; True if any did."""
+        """Settle every run whose process or job has ended; True if any did."""
         ended = self.workers.reap()
-        for act, code in ended:
-            if act.proc is not None:
-                self.refresh(act.rec)
-            else:  # not our child: its exit code is in its W&B files, if anywhere
-                code = self.files.exit_code(act.rec, wait=True)
-                self._dirty = True
-            self.classify(act.rec, code, interrupted=act.interrupted)
+        for end in ended:
+            self.settle_end(end)
         return bool(ended)
 
-    def classify(self, rec: RunRecord, code: int | None, interrupted: bool = False) -> None:
+    def settle_end(self, end: Ended) -> None:
+        if end.known:
+            self.refresh(end.rec)
+            code = end.code
+        else:  # not the launcher's to know: the exit code is in the run's W&B files, if anywhere
+            code = self.files.exit_code(end.rec, wait=end.wait)
+            self._dirty = True
+        self.classify(end.rec, code, interrupted=end.interrupted, end=end)
+
+    def classify(self, rec: RunRecord, code: int | None, interrupted: bool = False, end: Ended | None = None) -> None:
         """A run's process is gone: record how it ended, and requeue or count it."""
         finished_locally = code is None and self.finished_locally(rec)
-        note = settle(rec, code, interrupted=interrupted, finished_locally=finished_locally,
-                      metric=self.metric_text(rec))
+        if self.state.launcher == "slurm":
+            from charexp.sweep.slurm_jobs import settle_job
+
+            note = settle_job(rec, end.job if end else None, code, interrupted=interrupted,
+                              finished_locally=finished_locally, metric=self.metric_text(rec))
+        else:
+            note = settle(rec, code, interrupted=interrupted, finished_locally=finished_locally,
+                          metric=self.metric_text(rec))
         if rec.state == "failed":
             note += f"; {log_tail(self.dir / rec.log)}"
         elif rec.state == "finished":
@@ -214,6 +223,7 @@ class SweepRunner:
 
     def on_signal(self, signum: int, frame: Any) -> None:
         first = Interrupt.STOP_RUNS if signum == signal.SIGTERM else Interrupt.NO_NEW_RUNS
+        self.first_signal = self.first_signal or signum
         self.level = Interrupt(min(max(self.level + 1, first), Interrupt.KILL_RUNS))
 
     def handle_interrupts(self) -> None:
@@ -229,7 +239,7 @@ class SweepRunner:
             self.workers.interrupt_all()
         else:
             for rec in self.workers.kill_all():
-                rec.state, rec.requeue, rec.pid = "preempted", True, None
+                rec.state, rec.requeue, rec.pid, rec.job_id = "preempted", True, None, None
             self.save()
             self.say("killed the running runs; they restart from their last saved state on --resume")
 
@@ -240,11 +250,12 @@ class SweepRunner:
             if rec.state in TERMINAL or (rec.state == "preempted" and not rec.requeue):
                 self.refresh(rec)  # their histories feed hyperband and bayes
                 continue
-            if rec.state == "pending" and (pid := find_run_process(self.state.sweep_id, rec.run_id)):
-                rec.state, rec.pid, rec.pid_start = "running", pid, process_start_time(pid)
-            if rec.state == "running" and is_alive(rec.pid, rec.pid_start):
+            found = self.workers.reattach(rec)
+            if found is True:
                 self.refresh(rec)
-                self.adopt(rec)
+                self.say(f"run [bold]{rec.run_id}[/bold] is still running ({self.workers.where(rec)}); following it")
+            elif isinstance(found, Ended):  # its job ended while the runner was away; SLURM says how
+                self.settle_end(found)
             elif rec.state == "running" or (rec.state == "pending" and self.files.watcher(rec.run_id).poll()):
                 self.classify(rec, self.files.exit_code(rec, wait=False))  # gone while the runner was away
         self.save()
@@ -255,7 +266,8 @@ class SweepRunner:
         return self.level is not Interrupt.NONE or self.failing or not (self.waiting() or self.may_propose())
 
     def run(self) -> str:
-        """Run the sweep to its end; returns 'finished', 'interrupted' or 'failing'."""
+        """Run the sweep to its end; returns 'finished', 'failing', or 'interrupted' / 'terminated' (SIGINT /
+        SIGTERM to the runner)."""
         self.recover()
         previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         polled = 0.0
@@ -280,7 +292,7 @@ class SweepRunner:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.level is not Interrupt.NONE:
-            outcome = "interrupted"
+            outcome = "terminated" if self.first_signal == signal.SIGTERM else "interrupted"
         else:
             outcome = "failing" if self.failing else "finished"
         self.state.finished = outcome == "finished"

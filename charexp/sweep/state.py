@@ -98,6 +98,11 @@ class RunRecord:
     requeues: int = 0
     requeue: bool = False  # relaunch with the same run id when a worker is free
     stop_requested: bool = False  # early termination sent SIGTERM
+    # --launcher slurm: the run's current job, every job it has had, and how SLURM saw its end
+    job_id: str | None = None
+    jobs: list[str] = field(default_factory=list)
+    slurm_state: str | None = None  # COMPLETED, FAILED, CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL, ...
+    slurm_reason: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
@@ -120,6 +125,8 @@ class SweepState:
     wandb_dir: str = ""  # WANDB_DIR the runs got (their files are under <it>/wandb)
     count: int | None = None
     workers: int = 1
+    launcher: str = "local"  # local | slurm
+    slurm: dict[str, Any] = field(default_factory=dict)  # slurm.SlurmOptions' fields, for --resume
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -15,6 +15,9 @@ from charexp.tracking.rundir import RunDir
 STATE_STYLE = {"finished": "green", "failed": "red", "stopped": "yellow", "preempted": "yellow", "running": "cyan",
                "pending": "dim"}
 
+# SLURM's word beside the run's own state where it tells more (a FAILED job is a failed or stopped run)
+SLURM_SHOWN = ("CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE")
+
 
 def fmt_value(value: Any) -> str:
     if isinstance(value, float):
@@ -53,12 +56,17 @@ def sweep_runs_table(state: SweepState) -> Table:
     names = param_names(state)
     for name in names:
         table.add_column(name, justify="right")
+    jobs = state.launcher == "slurm"
+    if jobs:
+        table.add_column("SLURM job", justify="right")
     table.add_column("state")
     table.add_column(f"{metric} {arrow}", justify="right")
     for i, rec in enumerate(ranked(state), 1):
         style = STATE_STYLE.get(rec.state, "")
+        shown = rec.state + (f" ({rec.slurm_state})" if rec.slurm_state in SLURM_SHOWN else "")
         table.add_row(str(i), rec.run_id, *(fmt_value(rec.params.get(n)) for n in names),
-                      f"[{style}]{rec.state}[/{style}]" if style else rec.state,
+                      *([",".join(rec.jobs) or "-"] if jobs else []),
+                      f"[{style}]{shown}[/{style}]" if style else shown,
                       f"{rec.metric:.4f}" if rec.metric is not None else "-")
     return table
 
@@ -67,7 +75,7 @@ def artifact_line(state: SweepState) -> str | None:
     """The sweep's best run's model in the local artifact store, if the runs keep one (charexp's train.py), and
     the run-scoped reference that samples it: never the store-wide best-test-loss, which may be another run's."""
     from charexp.errors import CharexpError
-    from charexp.store.artifacts import BEST, ArtifactStore, run_alias
+    from charexp.store.artifacts import BEST, ArtifactStore, run_alias, run_best_alias
 
     cwd = Path(state.cwd or ".")
     best = best_run(state)
@@ -82,10 +90,12 @@ def artifact_line(state: SweepState) -> str | None:
             return None
         version = store.resolve_in_run(best.run_id, BEST)
         newest = store.resolve_in_run(best.run_id, "latest")
+        # the run's own best epoch by its run-<id>-best alias (a W&B alias: the same reference works online)
+        ref = run_best_alias(best.run_id)
+        if store.read_index()["aliases"].get(ref) != version.version:  # a store written before that alias existed
+            ref = run_alias(best.run_id) if version.version == newest.version else f"{run_alias(best.run_id)}:{BEST}"
     except CharexpError:
         return None
-    # the run's own best epoch; plain run-<id> when that is also its newest version (the usual case)
-    ref = run_alias(best.run_id) if version.version == newest.version else f"{run_alias(best.run_id)}:{BEST}"
     if name != "charlstm":
         ref = f"{name}:{ref}" if ":" not in ref else f"{ref} --artifact-name {name}"
     loss = version.meta.get("test_loss")

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from charexp.sweep.launch import Launch, is_alive, process_start_time, start
+from charexp.sweep.launch import Launch, find_run_process, is_alive, process_start_time, resource_env, start
+from charexp.sweep.launcher import Ended
 from charexp.sweep.state import RunRecord
 
 STAGGER_S = 1.0  # runs start at least this far apart, so their startup (imports, data loading) does not collide
@@ -33,8 +34,9 @@ class Active:
 class Workers:
     """The running runs by run id, each on a worker slot 0..count-1."""
 
-    def __init__(self) -> None:
+    def __init__(self, gpus: list[str] | None = None, sweep_id: str = "") -> None:
         self.active: dict[str, Active] = {}
+        self.gpus, self.sweep_id = gpus or [], sweep_id
 
     def __len__(self) -> int:
         return len(self.active)
@@ -49,17 +51,30 @@ class Workers:
         """A run started less than STAGGER_S ago is still starting: let it get going first."""
         return any(time.monotonic() - a.launched < STAGGER_S for a in self.active.values())
 
+    def resource_env(self, slot: int, workers: int) -> dict[str, str]:
+        return resource_env(slot, workers, self.gpus)
+
+    def where(self, rec: RunRecord) -> str:
+        return f"pid {rec.pid}"
+
     def start(self, rec: RunRecord, launch: Launch, cwd: Path, log: Path, header: str, slot: int) -> None:
         """Start the run's process on `slot` and record its pid; OSError if it cannot start."""
         proc = start(launch, cwd, log, header)
         rec.pid, rec.pid_start, rec.worker = proc.pid, process_start_time(proc.pid), slot
         self.active[rec.run_id] = Active(rec, proc, launched=time.monotonic())
 
-    def adopt(self, rec: RunRecord) -> None:
-        self.active[rec.run_id] = Active(rec, None)
+    def reattach(self, rec: RunRecord) -> bool:
+        """On --resume: follow the run's process if it outlived the old runner (True). A run recorded just before
+        the old runner died may have a process it never recorded: found by its environment, never started twice."""
+        if rec.state != "running" and (pid := find_run_process(self.sweep_id, rec.run_id)):
+            rec.state, rec.pid, rec.pid_start = "running", pid, process_start_time(pid)
+        if rec.state == "running" and is_alive(rec.pid, rec.pid_start):
+            self.active[rec.run_id] = Active(rec, None)
+            return True
+        return False
 
-    def reap(self) -> list[tuple[Active, int | None]]:
-        """Forget every run whose process has ended; each with its exit code (None for an adopted one)."""
+    def reap(self) -> list[Ended]:
+        """Forget every run whose process has ended; each with its exit code (unknown for an adopted one)."""
         ended = []
         for run_id, act in list(self.active.items()):
             if act.proc is not None:
@@ -71,7 +86,7 @@ class Workers:
             else:
                 code = None
             del self.active[run_id]
-            ended.append((act, code))
+            ended.append(Ended(act.rec, code, known=act.proc is not None, interrupted=act.interrupted))
         return ended
 
     def stop(self, act: Active) -> None:

@@ -10,10 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from charexp.errors import CharexpError
 from charexp.store.artifacts import ArtifactStore
 from charexp.tracking.tracker import Tracker
 
 WriteCheckpoint = Callable[[Path, dict[str, Any]], Any]  # (destination directory, metadata) -> writes it there
+
+
+def version_label(version: str, aliases: tuple[str, ...] | list[str]) -> str:
+    """How the run summary names a version: "v3 (latest, epoch-2)"."""
+    return f"{version} ({', '.join(aliases)})" if aliases else version
 
 
 class Publisher:
@@ -30,4 +36,17 @@ class Publisher:
         version = self.store.add(lambda dest: write(dest, meta), meta, aliases)
         metadata = {**meta, "local_version": version.version}
         self.tracker.log_model(self.store.name, version.path, list(version.aliases), metadata)
-        return f"{version.version} ({', '.join(version.aliases)})"
+        return version_label(version.version, version.aliases)
+
+    def standing(self, published: list[str]) -> list[str]:
+        """`published` (labels with the aliases each version got when it was added) relabelled with the
+        aliases each holds now: later versions, this run's or another's, take latest, epoch-N and
+        best-test-loss from earlier ones, and a run's end table must not show two `latest`s."""
+        try:
+            index = self.store.read_index()
+        except CharexpError:  # a damaged index is reported by whatever reads the store next; the run is done
+            return published
+        known = {v["version"] for v in index["versions"]}
+        names = [label.split()[0] for label in published]
+        return [version_label(name, self.store.aliases_of(index, name)) if name in known else f"{name} (deleted)"
+                for name in names]

@@ -1,4 +1,5 @@
-"""The local run directory runs/<run_id>/: config.yaml, history.jsonl, samples.txt, summary.json, state.pt.
+"""The local run directory runs/<run_id>/: config.yaml, history.jsonl, samples.txt, summary.json, state.pt
+(the resume state, deleted when the run finishes unless keep_state).
 
 It mirrors what the W&B run holds, so a run can be read (and reported) without the W&B UI.
 """
@@ -17,6 +18,7 @@ import yaml
 
 from charexp.atomic import atomic_write_text
 from charexp.errors import CharexpError, disk_error
+from charexp.numbers import finite
 
 OUTER_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "list": (list,),
                                             "dict": (dict,)}
@@ -102,6 +104,13 @@ class RunDir:
         except OSError as err:
             raise disk_error(err, what, self.path) from None
 
+    def _read_text(self, path: Path) -> str:
+        """A file of the run as text; damaged bytes read as U+FFFD (the line they are in is then skipped)."""
+        try:
+            return path.read_bytes().decode("utf-8", errors="replace")
+        except OSError as err:
+            raise CharexpError(f"could not read {path} ({err.strerror or err}); check its permissions") from None
+
     def create(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -124,20 +133,25 @@ class RunDir:
                 f.write(f"[step {step} | epoch {epoch:g} | prime {prime!r}{tag}] {text}\n")
 
     def history(self) -> Iterator[dict[str, Any]]:
-        """Logged rows; a half-written last line (after a hard kill) is skipped."""
+        """Logged rows, each an object with a whole `step` and only numbers (or None) as values. A line that is
+        not such a row (half-written by a hard kill, damaged, not charexp's) is skipped; a value that is not a
+        finite number reads as None, as the tracker writes NaN and infinities."""
         if not self.history_path.exists():
             return
-        for line in self.history_path.read_text(encoding="utf-8").split("\n"):
+        for line in self._read_text(self.history_path).split("\n"):
             try:
-                yield json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            step = row.get("step") if isinstance(row, dict) else None
+            if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+                yield {key: value if finite(value) else None for key, value in row.items()}
 
     def samples(self) -> list[dict[str, Any]]:
         if not self.samples_path.exists():
             return []
         rows = []
-        for line in self.samples_path.read_text(encoding="utf-8").split("\n"):
+        for line in self._read_text(self.samples_path).split("\n"):
             match = SAMPLE_LINE.match(line)
             if match:
                 rows.append({"step": int(match["step"]), "epoch": float(match["epoch"]), "prime": match["prime"][1:-1],
@@ -170,6 +184,12 @@ class RunDir:
         data = {**summary.to_dict(), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
         with self._writing("the run summary"):
             atomic_write_text(self.summary_path, json.dumps(data, indent=2) + "\n")
+
+    def discard_state(self) -> None:
+        """Delete state.pt once the run has finished: --resume refuses a finished run, so nothing reads it again.
+        A failure to delete costs only disk space, never the finished run."""
+        with contextlib.suppress(OSError):
+            self.state_path.unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
         try:

@@ -23,8 +23,8 @@ def load_init(cfg: Config) -> Checkpoint | None:
         return None
     if cfg.init_from == INIT_REQUIRED:
         raise CharexpError(f"this config needs the model to start from, and init_from is not given; pass "
-                           f"--init_from=RUN_ID:epoch-1 (that run's epoch-1 model) or --init_from=vN"
-                           f"{runs_hint(cfg)}")
+                           f"--init_from=RUN_ID:epoch-1 (that run's epoch-1 model) or --init_from=vN (in a sweep "
+                           f"YAML: init_from's value){runs_hint(cfg)}")
     resolved = resolve_artifact(cfg.init_from, cfg.artifacts_dir, cfg.artifact_name, project=cfg.wandb_project,
                                 entity=cfg.wandb_entity)
     ckpt = load_checkpoint(resolved.path)

@@ -235,6 +235,7 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
     finally:
         stop.uninstall()
     final = summary(outcome.value)
+    final.versions = trainer.pauses.publisher.standing(final.versions)  # aliases as they stand now, not at publish
     run_dir.write_summary(final)
     tracker.summary({"best_test_loss": final.best_test_loss, "best_epoch": final.best_epoch, "state": final.state,
                      "rejected_epochs": final.rejected_epochs})
@@ -244,6 +245,8 @@ def train(cfg: Config, corpus: Corpus, init: Checkpoint | None, device: torch.de
                       f"continue with python train.py --resume {run_dir.run_id}")
         return stop.exit_code
     tracker.finish(exit_code=0)
+    if not cfg.keep_state:  # only after summary.json says finished: a crash before that can still resume
+        run_dir.discard_state()
     console.print(run_summary_table(final))
     if tracker.mode == "offline" and tracker.files_dir:
         console.print(f"W&B offline run: upload it with  wandb sync {shown_path(tracker.files_dir)}")

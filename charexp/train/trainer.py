@@ -161,6 +161,8 @@ class Trainer:
                 self.reject(progress, f"{err.reason}")
             pos.epoch, pos.batch = pos.epoch + 1, 0
             self.save_state()
+            if self.stop.requested and pos.epoch < cfg.epochs:  # signalled during the epoch end's eval or publish
+                return Outcome.PREEMPTED
         else:
             ended = Outcome.FINISHED
         if ended is Outcome.PREEMPTED:

@@ -77,7 +77,8 @@ def test_a_config_saved_before_split_seed_keeps_the_split_its_seed_made():
 
 
 def test_an_old_resume_state_resumes_on_its_own_split(tiny_config, tmp_path):
-    run_id = train(tiny_config, "old.yaml", seed=3, split_seed=3)  # as an old run with seed 3 was split
+    # as an old run with seed 3 was split; keep_state: its finished state is edited into an old unfinished one
+    run_id = train(tiny_config, "old.yaml", seed=3, split_seed=3, keep_state=True)
     run = RunDir(tmp_path / "runs", run_id)
     state = torch.load(run.state_path, map_location="cpu", weights_only=True)
     del state["config"]["split_seed"]  # ...and saved

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from faults.helpers import FAULT_CONFIG, check_store
+from charexp.store.checkpoint import load_state
+from charexp.tracking.rundir import RunDir
+from faults.helpers import FAULT_CONFIG, REJECTING, check_store
 
 from conftest import write_tiny_csv
-from foundation import isolate_env, only_run_id, run_main, write_config
+from foundation import climbing_lr, isolate_env, only_run_id, run_main, write_config
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,17 @@ def fault_config(tmp_path: Path, tiny_csv: Path):
         return write_config(tmp_path / "fault.yaml", tiny_csv, **{**FAULT_CONFIG, **overrides})
 
     return make
+
+
+@pytest.fixture(scope="package")
+def straight_rejecting(tmp_path_factory) -> Path:
+    """REJECTING trained once, start to end, with nothing going wrong."""
+    root = tmp_path_factory.mktemp("straight-rejecting")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_env(mp, root)
+        code, log = run_main(["--config",
+                              str(write_config(root / "r.yaml", write_tiny_csv(root), **REJECTING, lr=climbing_lr()))])
+        assert code == 0, log
+    run = RunDir(root / "runs", only_run_id(root / "runs"))
+    assert load_state(run.state_path)["rejections"]["rejected"] == [3]
+    return root

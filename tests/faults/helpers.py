@@ -6,8 +6,10 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,18 @@ from foundation import SUBPROCESS_ENV, assert_same_tensors, read_tensors
 
 HERE = Path(__file__).resolve().parent
 FAULT_PROGRAM = HERE / "train_with_faults.py"  # train.py with inject.py's faults installed first
+SWEEP_FAULT_PROGRAM = HERE / "sweep_with_faults.py"  # `charexp sweep`, the same way
 
 # The fault runs: TINY (2 epochs x 20 steps), a resume state every 10 steps, samples every 10, evals at
 # epoch ends, train/loss checked every 5 steps; W&B disabled except where a test says otherwise (the
-# W&B side of a kill is covered by test_resume.py), so that the many short runs stay fast.
+# W&B side of a kill is covered by test_resume.py), so that the many short runs stay fast. keep_state: the
+# final resume states of a faulty and a straight run are compared.
 FAULT_CONFIG = {"epochs": 2, "eval_every": 0, "sample_every": 10, "checkpoint_every": 10, "log_every": 5,
-                "device": "cpu", "wandb_mode": "disabled"}
+                "device": "cpu", "wandb_mode": "disabled", "keep_state": True}
 TOTAL_STEPS = 40
+# without clipping, the tiny corpus climbs at epoch 3 at climbing_lr() (found per machine): epoch 3 is rejected at
+# step 60.
+REJECTING = {**FAULT_CONFIG, "grad_clip": 0, "epochs": 4, "reject_worse": True}
 RUN_ID = "faulty01"
 
 
@@ -60,6 +67,44 @@ def run_with_faults(args: list[str], cwd: Path, faults: list[dict[str, Any]], en
                          capture_output=True, text=True, timeout=timeout)
     fired = log.read_text().splitlines() if log.exists() else []
     return Faulty(out.returncode, out.stdout, out.stderr, fired)
+
+
+def run_signalled(args: list[str], cwd: Path, point: dict[str, Any], signum: int, env: dict | None = None,
+                  program: Path = FAULT_PROGRAM, timeout: float = 240) -> Faulty:
+    """Run `program ARGS` until it pauses at `point` (a fault whose action is "pause"), deliver `signum` to it
+    from outside with os.kill while it is inside that call, then let it go on and wait for it to exit."""
+    log = cwd / "faults.log"
+    release = Path(f"{log}.release")
+    log.unlink(missing_ok=True)
+    release.unlink(missing_ok=True)
+    with open(cwd / "signalled.out", "w+") as out, open(cwd / "signalled.err", "w+") as err:
+        proc = subprocess.Popen([sys.executable, str(program), *args], cwd=cwd, stdout=out, stderr=err,
+                                env=fault_env([{**point, "action": "pause"}], log, env))
+        try:
+            deadline = time.monotonic() + timeout
+            while not (log.exists() and log.read_text().startswith("pause")):
+                assert proc.poll() is None, f"exited {proc.returncode} before the pause: {err_tail(err)}"
+                assert time.monotonic() < deadline, f"never reached {point['target']}: {err_tail(err)}"
+                time.sleep(0.02)
+            os.kill(proc.pid, signum)
+            time.sleep(0.3)  # the handler runs in the paused call's wait loop, before it is released
+            release.touch()
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return Faulty(proc.returncode, out.read(), err.read(), log.read_text().splitlines())
+
+
+def err_tail(err: Any) -> str:
+    err.flush()
+    return Path(err.name).read_text()[-3000:]
+
+
+SIGNALS = [signal.SIGTERM, signal.SIGINT]
 
 
 # --- what must hold after any fault --------------------------------------------------------------
@@ -106,8 +151,8 @@ def leftovers(folder: Path) -> list[str]:
 
 def published(index: dict[str, Any]) -> list[tuple[str, int, Any, float, tuple[str, ...]]]:
     """(version, step, epoch, test_loss, aliases) per version: what must equal the uninterrupted run's. The
-    run-scoped alias names the run's id, which differs between the two runs: it compares as `run-<id>`."""
-    aliases = {v["version"]: tuple(sorted("run-<id>" if a.startswith("run-") else a
+    run-scoped aliases name the run's id, which differs between the two runs: they compare as `run-<id>[-best]`."""
+    aliases = {v["version"]: tuple(sorted(re.sub(r"^run-[A-Za-z0-9]+", "run-<id>", a)
                                           for a, to in index["aliases"].items() if to == v["version"]))
                for v in index["versions"]}
     return [(v["version"], v["step"], v["epoch"], v["test_loss"], aliases[v["version"]]) for v in index["versions"]]

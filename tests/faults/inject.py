@@ -8,9 +8,12 @@ unchanged); nothing in charexp knows about it. $CHAREXP_FAULTS holds a JSON list
      "from_call": false,         # act at that call and every later one (a disk that stays full)
      "when": "before",           # act before the real call, or "after" it returned
      "action": "kill",           # kill (SIGKILL) | sigterm | sigint | enospc | eacces | truncate_kill | nan_weights
-                                 # | sleep
+                                 # | sleep | pause
      "path": "index\\.json$",     # only count calls with an argument (str or path) that this regex matches
-     "seconds": 0.2}             # for sleep
+     "seconds": 0.2}             # for sleep; for pause, the longest wait (default 120)
+
+`pause` holds the process where it is until the file $CHAREXP_FAULT_LOG.release appears: the test then
+delivers a real signal with os.kill from outside, while the process is inside that call, and releases it.
 
 Each time a fault acts it first appends a line to $CHAREXP_FAULT_LOG (flushed and fsynced), so a
 test can tell that the process died exactly where it was meant to, not somewhere else.
@@ -75,6 +78,11 @@ def _act(fault: dict[str, Any], args: tuple, kwargs: dict, count: int) -> None:
                 param.fill_(float("nan"))
     elif action == "sleep":
         time.sleep(float(fault.get("seconds", 0.1)))
+    elif action == "pause":  # a signal handler runs between these short sleeps, inside the paused call
+        release = Path(os.environ["CHAREXP_FAULT_LOG"] + ".release")
+        deadline = time.monotonic() + float(fault.get("seconds", 120))
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
     else:
         raise ValueError(f"unknown fault action {action!r}")
 

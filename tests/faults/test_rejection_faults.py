@@ -4,14 +4,13 @@ rejection resumes to exactly the end of a run that was never killed."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from charexp.store.checkpoint import load_state
 from charexp.tracking.rundir import RunDir
 from faults.helpers import (
-    FAULT_CONFIG,
+    REJECTING,
     RUN_ID,
     assert_same_final_weights,
     check_store,
@@ -22,26 +21,9 @@ from faults.helpers import (
 )
 
 from conftest import write_tiny_csv
-from foundation import climbing_lr, isolate_env, only_run_id, run_main, write_config
+from foundation import climbing_lr, only_run_id, run_main, write_config
 
-# without clipping, the tiny corpus climbs at epoch 3 at climbing_lr() (found per machine): epoch 3 is rejected at
-# step 60.
-REJECTING = {**FAULT_CONFIG, "grad_clip": 0, "epochs": 4, "reject_worse": True}
 NAN_AFTER_STEP_23 = fault("charexp.train.trainer:Trainer.train_step", 23, "nan_weights", when="after")
-
-
-@pytest.fixture(scope="module")
-def straight_rejecting(tmp_path_factory) -> Path:
-    """REJECTING trained once, start to end, with nothing going wrong."""
-    root = tmp_path_factory.mktemp("straight-rejecting")
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_env(mp, root)
-        code, log = run_main(["--config",
-                              str(write_config(root / "r.yaml", write_tiny_csv(root), **REJECTING, lr=climbing_lr()))])
-        assert code == 0, log
-    run = RunDir(root / "runs", only_run_id(root / "runs"))
-    assert load_state(run.state_path)["rejections"]["rejected"] == [3]
-    return root
 
 
 def test_a_nan_mid_epoch_is_a_rejection_not_an_exit(fault_config, tmp_path):

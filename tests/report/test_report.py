@@ -24,9 +24,10 @@ from charexp.tracking.rundir import RunDir
 
 from conftest import REPO, TINY, write_tiny_csv
 
-FIGURES = ("train_loss.png", "test_loss.png", "accuracy.png")
+FIGURES = ("loss.png", "lr.png", "train_loss.png", "test_loss.png", "accuracy.png")
 # matplotlib's default colours, which report.py draws each curve in
 BLUE, ORANGE, GREEN, PURPLE = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E), (0x2C, 0xA0, 0x2C), (0x94, 0x67, 0xBD)
+BROWN = (0x8C, 0x56, 0x4B)
 WIDE = {"COLUMNS": "200"}  # rich tables in CliRunner output: no wrapped run ids
 
 
@@ -98,9 +99,12 @@ def test_report_of_a_finished_run(run_copy: RunDir) -> None:
     assert result.exit_code == 0, result.output
     out = run_copy.path / "report"
     assert str(out) in result.output.replace("\n", "")
+    assert_figure(out / "loss.png", BLUE, ORANGE)  # train and test loss on one figure
+    assert_figure(out / "lr.png", BROWN)
     assert_figure(out / "train_loss.png", BLUE)
     assert_figure(out / "test_loss.png", ORANGE)
     assert_figure(out / "accuracy.png", GREEN, PURPLE)
+    assert all(f"{name} " in result.output.replace("\n", " ").replace(",", " ") for name in FIGURES)
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))  # atomic writes leave no temp files behind
 
     samples_md = (out / "samples.md").read_text(encoding="utf-8")

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from charexp.cli import app
+from charexp.report.param_plot import param_figure, plot_param
 from charexp.report.plots import use_log_x
-from charexp.report.sweep import SweepRun, plot_param
+from charexp.report.sweep import SweepRun
 from charexp.summary_view import fmt
 from charexp.sweep.state import RunRecord
 from charexp.tracking.rundir import RunDir
@@ -135,27 +136,23 @@ def test_log_axis_rule() -> None:
     assert not use_log_x("dropout", [0.0, 0.5])  # zero cannot go on a log axis
 
 
-def test_categorical_parameter_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_categorical_parameter_plot(tmp_path: Path) -> None:
     """Each run's point sits at its category (sorted on the axis) and at its final test loss, read from either
-    summary form (W&B's {"min": x} or a bare number); a stopped run is a red cross; a run without a loss is left out."""
-    import charexp.report.sweep as report_sweep
-
-    drawn = []
-    real_save = report_sweep.save
-    monkeypatch.setattr(report_sweep, "save", lambda fig, path: drawn.append(fig) or real_save(fig, path))
+    summary form (W&B's {"min": x} or a bare number); a stopped run is a cross; a run without a loss is left out."""
     summaries = [{"test/loss": {"min": 1.9}}, {"test/loss": 2.1}, {"test/loss": {"min": 2.4}}, {}]
     runs = [SweepRun(RunRecord(f"r{i}", {"split": split}, state=state, summary=summary), None)
             for i, (split, state, summary) in enumerate(zip(["line", "episode", "episode", "line"],
                                                             ["finished", "finished", "preempted", "failed"],
                                                             summaries))]
-    path = plot_param("split", runs, tmp_path / "split.png")
-    assert_figure(path, BLUE, (0xD6, 0x27, 0x28))  # finished in blue, stopped early in red
-    (ax,) = [a for a in drawn[0].axes if a.get_xlabel() == "split"]
+    path = plot_param("split", ["split"], runs, tmp_path / "split.png")
+    assert_figure(path, BLUE)
+    (ax,) = [a for a in param_figure("split", ["split"], runs).axes if a.get_xlabel() == "split"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["episode", "line"]
-    points = {c.get_label(): sorted(map(tuple, c.get_offsets().tolist())) for c in ax.collections}
-    # r3 has no loss: not drawn
-    assert points == {"finished": [(0.0, 2.1), (1.0, 1.9)], "stopped early / failed": [(0.0, 2.4)]}
-    assert sorted(t.get_text() for t in ax.texts) == ["r0", "r1", "r2"]
+    points = [sorted(map(tuple, c.get_offsets().tolist())) for c in ax.collections if len(c.get_offsets())]
+    # r3 has no loss: not drawn; the finished runs are dots and the stopped one a cross, all one setting
+    assert sorted(points) == [[(0.0, 2.1), (1.0, 1.9)], [(0.0, 2.4)]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["all runs", "× stopped early / failed"]
+    assert not ax.texts  # no run ids written on the figure
 
 
 def test_report_of_a_sweep_that_charexp_sweep_ran(tmp_path: Path, tiny_config) -> None:

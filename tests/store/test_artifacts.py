@@ -34,13 +34,14 @@ def test_versions_and_aliases_in_a_readable_index(tmp_path):
     v0 = add(store, 3.0, epoch=1)
     v1 = add(store, 2.5, epoch=2)
     assert (v0.version, v1.version) == ("v0", "v1")
-    assert set(v0.aliases) == {"latest", "run-r", "epoch-1", BEST}  # as published: run-r moves on with v1
-    assert set(v1.aliases) == {"latest", "run-r", "epoch-2", BEST}
+    assert set(v0.aliases) == {"latest", "run-r", "run-r-best", "epoch-1", BEST}  # as published: they move to v1
+    assert set(v1.aliases) == {"latest", "run-r", "run-r-best", "epoch-2", BEST}
     text = (tmp_path / "artifacts" / "charlstm" / "index.json").read_text()
     assert text.count("\n") > 10  # indented for people
     index = json.loads(text)
     assert index["collection"] == "charlstm" and index["type"] == "model"
-    assert index["aliases"] == {"latest": "v1", "run-r": "v1", "epoch-1": "v0", "epoch-2": "v1", BEST: "v1"}
+    assert index["aliases"] == {"latest": "v1", "run-r": "v1", "run-r-best": "v1", "epoch-1": "v0", "epoch-2": "v1",
+                                BEST: "v1"}
     assert [(v["version"], v["epoch"], v["test_loss"]) for v in index["versions"]] == [("v0", 1, 3.0), ("v1", 2, 2.5)]
     assert (store.dir / "v0" / "payload.txt").read_text() == "r/1/3.0"
     assert [v.version for v in store.versions()] == ["v0", "v1"]

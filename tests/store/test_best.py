@@ -55,7 +55,7 @@ def test_versions_compete_only_within_their_test_set_and_the_bare_alias_follows_
     v2 = add(store, 3.0, B, epoch=1, run_id="s")  # v2: the only B, worse than A's numbers, still B's best
     aliases = store.read_index()["aliases"]
     assert aliases[best_alias(A)] == "v1" and aliases[best_alias(B)] == "v2" and aliases[BEST] == "v2"
-    assert set(v2.aliases) == {"latest", "run-s", "epoch-1", best_alias(B), BEST}
+    assert set(v2.aliases) == {"latest", "run-s", "run-s-best", "epoch-1", best_alias(B), BEST}
     v3 = add(store, 1.5, A, epoch=3)            # newest is A again: the bare alias goes back to A's best, v1
     aliases = store.read_index()["aliases"]
     assert aliases[BEST] == "v1" and aliases[best_alias(A)] == "v1" and aliases[best_alias(B)] == "v2"

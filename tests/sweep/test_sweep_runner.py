@@ -111,7 +111,7 @@ def test_grid_sweep_completes_and_its_table_matches_the_runs_own_summaries(tiny_
     best = min(state.runs, key=lambda r: r.metric)
     assert f"best run: {best.run_id}" in out
     # the hint samples the sweep's own best run (its run-scoped alias), not the store-wide best-test-loss
-    assert f"  sample it: python sample.py --artifact run-{best.run_id} KSKSKS\n" in out
+    assert f"  sample it: python sample.py --artifact run-{best.run_id}-best KSKSKS\n" in out
     assert "--artifact best-test-loss" not in out
     from charexp.store.references import resolve_artifact
 

@@ -20,7 +20,9 @@ from charexp.tracking.wandb_files import find_run_files
 from conftest import write_tiny_csv
 from foundation import climbing_lr, isolate_env, leet_records, only_run_id, read_tensors, run_main, write_config
 
-CLIMBS = {"grad_clip": 0, "epochs": 4, "sample_every": 20, "log_every": 5}  # lr: climbing_lr(), found per machine
+# lr: climbing_lr(), found per machine. keep_state: the tests read the finished run's resume state (its
+# rejection record, its final weights).
+CLIMBS = {"grad_clip": 0, "epochs": 4, "sample_every": 20, "log_every": 5, "keep_state": True}
 EPOCH_STEPS = 20
 
 

@@ -38,8 +38,9 @@ from foundation import (  # noqa: F401
 RUN_ID = "resume01"
 # 4 epochs x 20 batches. log_every 1 and checkpoint_every 7: a saved state is never at an epoch end, and
 # every saved step is also a logged step, so the resumed run's logged rows equal the straight run's.
+# keep_state: the final resume states of the straight and the resumed run are compared.
 RESUME_CONFIG = {"layers": 2, "dropout": 0.1, "epochs": 4, "log_every": 1, "checkpoint_every": 7, "sample_every": 0,
-                 "eval_every": 0, "device": "cpu"}
+                 "eval_every": 0, "device": "cpu", "keep_state": True}
 TOTAL = 80
 
 
@@ -261,6 +262,10 @@ def test_kill_during_an_epoch_end_does_not_duplicate_rows(tmp_path, tiny_config,
     assert load_state(run.state_path)["position"]["step"] == 10  # not one saved at step 20, before the epoch-end work
     assert run_main(["--resume", run.run_id])[0] == 0
     assert [row["step"] for row in run.history() if "test/loss" in row] == [20, 40]
+    # finished now: its resume state is gone (keep_state is false), and --resume still says what to do instead
+    assert not run.state_path.exists() and run.read_summary()["state"] == "finished"
+    with pytest.raises(CharexpError, match=rf"already finished; .* --init_from=run-{run.run_id} "):
+        run_main(["--resume", run.run_id])
     versions = ArtifactStore(tmp_path / "artifacts", "charlstm").versions()
     assert [(v.meta["run_id"], v.meta["step"]) for v in versions] == [(run.run_id, 20), (run.run_id, 40)]
 
@@ -273,7 +278,7 @@ def test_init_from_starts_a_new_run_from_an_artifact_with_its_own_lr(reference, 
     epoch1 = store.resolve("epoch-1")
     config = write_config(tmp_path / "phase2.yaml", tiny_csv, init_from="charlstm:epoch-1", lr=1e-7, lr_decay=0.1,
                           epochs=1, steps_per_epoch=3, log_every=1, sample_every=0, checkpoint_every=0,
-                          device=reference.device)
+                          device=reference.device, keep_state=True)
     assert run_main(["--config", str(config)])[0] == 0
     (run,) = [RunDir(tmp_path / "runs", p.name) for p in (tmp_path / "runs").iterdir()]
     assert run.run_id != reference.run_id

@@ -39,7 +39,8 @@ def test_a_tiny_run_lowers_the_test_loss(reference):
 
 def test_the_run_directory_holds_config_history_samples_and_summary(reference):
     run = reference.run_dir
-    assert sorted(p.name for p in run.path.iterdir()) == ["config.yaml", "history.jsonl", "samples.txt", "state.pt",
+    # no state.pt: a finished run is never resumed, so its resume state is deleted (keep_state: false)
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.yaml", "history.jsonl", "samples.txt",
                                                           "summary.json"]
     assert sorted(run.read_config()) == sorted(KEYS)
     history = reference.history()
@@ -117,9 +118,26 @@ def test_disabled_wandb_still_keeps_the_local_record(tmp_path, tiny_config):
     assert ArtifactStore(tmp_path / "artifacts", "charlstm").resolve("latest").meta["run_id"] == run.run_id
 
 
+def test_the_end_table_shows_each_version_with_the_aliases_it_holds_after_the_run(reference):
+    """Every epoch's version got latest (and, the loss falling, best-test-loss) when it was published; the end
+    table and summary.json show the aliases as they stand after the run, so each has one holder."""
+    index = json.loads((reference.artifacts / "charlstm" / "index.json").read_text())
+    versions = [v["version"] for v in index["versions"]]
+    assert len(versions) >= 2  # the premise: an earlier version lost latest to a later one
+    labels = reference.run_dir.read_summary().versions
+    assert labels == [f"{v} ({', '.join(a for a, held in index['aliases'].items() if held == v)})"
+                      if v in index["aliases"].values() else v for v in versions]
+    for alias in ("latest", BEST, f"run-{reference.run_id}"):
+        holders = [label for label in labels if alias in label.partition(" (")[2].rstrip(")").split(", ")]
+        assert len(holders) == 1, (alias, labels)
+    assert labels[0].split()[0] == "v0" and "latest" not in labels[0]
+    table = reference.stderr[reference.stderr.index(f"run {reference.run_id} — finished"):]
+    assert all(label in table for label in labels), table
+
+
 def test_lr_decays_per_epoch(tmp_path, tiny_config):
     config = tiny_config(epochs=3, steps_per_epoch=2, log_every=1, lr=0.01, lr_decay=0.5, sample_every=0,
-                         checkpoint_every=0)
+                         checkpoint_every=0, keep_state=True)
     assert run_main(["--config", str(config)])[0] == 0
     (run,) = list_runs(tmp_path / "runs")
     assert [(row["step"], row["lr"]) for row in run.history() if "lr" in row] == [(1, 0.01), (2, 0.01), (3, 0.005),
