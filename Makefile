@@ -1,6 +1,7 @@
 # Two commands do the whole set-up on a fresh machine:
 #   make quick   install into .venv, then a training run (configs/quick.yaml, W&B offline): about 50 s on 2 idle CPU cores
 #   make test    install into .venv, then ruff (lint + import order) and the test suite
+#   make test-slurm the SLURM cluster tests (tests/sweep/test_slurm.py): a one-node cluster, needs root and Debian's packages
 #   make test-min the test suite in .venv-min, on the lowest versions pyproject.toml allows (every >= floor as ==)
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ ifneq ($(wildcard $(SHARED_CSV)),)
 export CHAREXP_CORPUS_URL ?= file://$(SHARED_CSV)
 endif
 
-.PHONY: install quick test test-min data bench clean
+.PHONY: install quick test test-slurm test-min data bench clean
 
 install: $(VENV)/.installed
 
@@ -36,9 +37,13 @@ data: install
 quick: install
 	$(PY) train.py --config configs/quick.yaml
 
+# The real-cluster SLURM tests start daemons and run sweeps (about 2 minutes): a step of their own, make test-slurm.
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	CHAREXP_SLURM_CLUSTER=0 $(PY) -m pytest -q
+
+test-slurm: install
+	CHAREXP_SLURM_CLUSTER=1 $(PY) -m pytest -q tests/sweep/test_slurm.py
 
 # A fresh venv each time, so that nothing newer is left over from an earlier install.
 test-min:
@@ -52,7 +57,7 @@ test-min:
 	$(PY_MIN) -m pip check
 	$(PY_MIN) -m pip freeze > $(VENV_MIN)/freeze.txt
 	$(PY_MIN) -m ruff check --no-cache .
-	$(PY_MIN) -m pytest -q -p no:cacheprovider
+	CHAREXP_SLURM_CLUSTER=0 $(PY_MIN) -m pytest -q -p no:cacheprovider
 
 bench: install
 	$(PY) benchmarks/throughput.py

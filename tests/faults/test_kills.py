@@ -122,7 +122,8 @@ def test_a_repeated_publish_is_the_same_version_only_when_run_step_and_bytes_mat
     meta = {"run_id": "run1", "step": 20, "test_loss": 2.0}
     assert store.add(writer(b"a"), meta, ["epoch-1"]).version == "v0"
     again = store.add(writer(b"a"), meta, ["epoch-1"])
-    assert again.version == "v0" and set(again.aliases) == {"latest", "epoch-1", "best-test-loss", "run-run1", "run-run1-best"}
+    assert again.version == "v0"
+    assert set(again.aliases) == {"latest", "epoch-1", "best-test-loss", "run-run1", "run-run1-best"}
     assert store.add(writer(b"b"), meta, ["epoch-1"]).version == "v1"  # same run and step, other weights
     assert store.add(writer(b"a"), {**meta, "run_id": "run2"}, []).version == "v2"  # same bytes, another run
     assert store.add(writer(b"a"), {**meta, "step": 40}, []).version == "v3"  # same run, another step

@@ -27,7 +27,7 @@ START_TIMEOUT_S = 30.0
 def skip_reason() -> str | None:
     """Why a cluster cannot be started here, in one sentence; None when it can."""
     if os.environ.get("CHAREXP_SLURM_CLUSTER") == "0":
-        return "SLURM cluster tests left out (CHAREXP_SLURM_CLUSTER=0: make test runs them)"
+        return "SLURM cluster tests left out of this run (CHAREXP_SLURM_CLUSTER=0); make test-slurm runs them"
     missing = [c for c in DAEMONS + CLIENTS if shutil.which(c) is None]
     if missing:
         return f"SLURM is not installed ({', '.join(missing)} missing; Debian: {INSTALL})"
