@@ -1,5 +1,5 @@
 # Two commands do the whole set-up on a fresh machine:
-#   make quick   install into .venv, then a training run (configs/quick.yaml, W&B offline): about 50 s on 2 idle CPU cores
+#   make quick   install into .venv, then a training run (configs/quick.yaml, W&B offline): 46-90 s on 2 idle CPU cores
 #   make test    install into .venv, then ruff (lint + import order) and the test suite
 #   make test-slurm the SLURM cluster tests (tests/sweep/test_slurm.py): a one-node cluster, needs root and Debian's packages
 #   make test-min the test suite in .venv-min, on the lowest versions pyproject.toml allows (every >= floor as ==)
