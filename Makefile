@@ -37,10 +37,15 @@ data: install
 quick: install
 	$(PY) train.py --config configs/quick.yaml
 
+# Two pytest-xdist workers, one test file each at a time: every test trains on one thread, and one process
+# alone keeps 2 cores only about half busy (it waits on subprocesses and W&B). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist loadfile
+
 # The real-cluster SLURM tests start daemons and run sweeps (about 2 minutes): a step of their own, make test-slurm.
 test: install
 	$(PY) -m ruff check .
-	CHAREXP_SLURM_CLUSTER=0 $(PY) -m pytest -q
+	CHAREXP_SLURM_CLUSTER=0 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-slurm: install
 	CHAREXP_SLURM_CLUSTER=1 $(PY) -m pytest -q tests/sweep/test_slurm.py
@@ -57,7 +62,7 @@ test-min:
 	$(PY_MIN) -m pip check
 	$(PY_MIN) -m pip freeze > $(VENV_MIN)/freeze.txt
 	$(PY_MIN) -m ruff check --no-cache .
-	CHAREXP_SLURM_CLUSTER=0 $(PY_MIN) -m pytest -q -p no:cacheprovider
+	CHAREXP_SLURM_CLUSTER=0 $(PY_MIN) -m pytest $(PYTEST_ARGS) -p no:cacheprovider
 
 bench: install
 	$(PY) benchmarks/throughput.py

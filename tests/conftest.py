@@ -51,6 +51,8 @@ def isolate_env(mp: pytest.MonkeyPatch, root: Path) -> None:
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH",
                 "WANDB_PROJECT", "CHAREXP_CORPUS_URL"):
         mp.delenv(var, raising=False)
+    for var in ("COLUMNS", "LINES"):  # a console's width is the run's own (pytest-xdist's workers set 80x24)
+        mp.delenv(var, raising=False)
     mp.setenv("NETRC", str(root / "no-netrc"))
     mp.setenv("WANDB_DIR", str(root))
     for var, sub in (("WANDB_DATA_DIR", "wandb-data"), ("WANDB_CACHE_DIR", "wandb-cache"),
