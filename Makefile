@@ -1,7 +1,7 @@
 # Two commands do the whole set-up on a fresh machine:
 #   make quick   install into .venv, then a training run (configs/quick.yaml, W&B offline): 46-90 s on 2 idle CPU cores
 #   make test    install into .venv, then ruff (lint + import order) and the test suite
-#   make test-slurm the SLURM cluster tests (tests/sweep/test_slurm.py): a one-node cluster, needs root and Debian's packages
+#   make test-slurm the SLURM cluster tests (tests/sweep/test_slurm_cluster.py): needs root and Debian's packages
 #   make test-min the test suite in .venv-min, on the lowest versions pyproject.toml allows (every >= floor as ==)
 PYTHON ?= python3
 VENV ?= .venv
@@ -42,13 +42,13 @@ quick: install
 TEST_WORKERS ?= 2
 PYTEST_ARGS := -q -n $(TEST_WORKERS) --dist loadfile
 
-# The real-cluster SLURM tests start daemons and run sweeps (about 2 minutes): a step of their own, make test-slurm.
+# The real-cluster SLURM tests start daemons and run sweeps (about 100 s): a step of their own, make test-slurm.
 test: install
 	$(PY) -m ruff check .
 	CHAREXP_SLURM_CLUSTER=0 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-slurm: install
-	CHAREXP_SLURM_CLUSTER=1 $(PY) -m pytest -q tests/sweep/test_slurm.py
+	CHAREXP_SLURM_CLUSTER=1 $(PY) -m pytest -q tests/sweep/test_slurm_cluster.py
 
 # A fresh venv each time, so that nothing newer is left over from an earlier install.
 test-min:

@@ -107,7 +107,7 @@ def test_checkpoint_overrides_artifact(reference, tmp_path):
     assert stdout_lines(unknown) == stdout_lines(alone)  # --artifact is not even resolved
 
 
-def test_a_runs_id_alias_and_directory_all_sample_its_newest_version(reference):
+def test_a_runs_id_alias_and_directory_all_sample_its_newest_version(reference, monkeypatch):
     from charexp.errors import CharexpError
     from charexp.store.references import resolve_artifact
 
@@ -117,15 +117,15 @@ def test_a_runs_id_alias_and_directory_all_sample_its_newest_version(reference):
     by_id = python_script("sample.py", ["--artifact", rid, *args], cwd=reference.root)
     assert newest.returncode == 0 and by_id.returncode == 0, (newest.stderr, by_id.stderr)
     assert stdout_lines(by_id) == stdout_lines(newest) and "charlstm:v1" in by_id.stderr
-    # the other spellings resolve in-process to the same version (each subprocess costs a torch import)
-    store = reference.root / "artifacts"
-    for ref in (f"run-{rid}", str(reference.root / "runs" / rid), f"{rid}:latest", f"{rid}:epoch-2"):
-        resolved = resolve_artifact(ref, store)
+    # the other spellings, resolved in-process as sample.py does (each subprocess costs a torch import)
+    monkeypatch.chdir(reference.root)
+    for ref in (f"run-{rid}", f"runs/{rid}", f"{rid}:latest", f"{rid}:epoch-2"):
+        resolved = resolve_artifact(ref)
         assert resolved.path.name == "v1" and "charlstm:v1" in resolved.note, (ref, resolved)
-    first = resolve_artifact(f"run-{rid}:epoch-1", store)
+    first = resolve_artifact(f"run-{rid}:epoch-1")
     assert first.path.name == "v0" and first.note.startswith(f"run-{rid}:epoch-1 = charlstm:v0 of run {rid} (epoch 1)")
     with pytest.raises(CharexpError, match=rf"versions by run: {rid} \(v0, v1\)"):
-        resolve_artifact("nosuch", store)
+        resolve_artifact("nosuch")
 
 
 def test_a_word_of_lowercase_starting_characters_gets_a_prime_hint_and_is_still_sampled(reference):
